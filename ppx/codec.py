@@ -1,0 +1,303 @@
+"""Encode PPX messages to FlatBuffers frames and decode them back, driven by one field table.
+
+``encode(message) -> bytes`` and ``decode(frame) -> message`` are pure functions,
+testable without sockets. Each message class has one row in ``_SCHEMA`` listing
+its fields with their FlatBuffers slots; the same row serves both directions.
+Decoding never trusts the frame: anything malformed raises ``ProtocolError``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+from ppx import messages as m
+from ppx.distributions import BY_TYPE_ID
+from ppx.errors import ProtocolError
+from ppx.flatbuf import Reader, Writer
+
+_F8, _I4, _I8, _U1 = (np.dtype(code) for code in ("<f8", "<i4", "<i8", "u1"))
+_EMPTY = np.zeros(0, dtype=_F8)
+
+Fields = tuple[list, list, list]  # children, words, octets collected for Writer.table
+
+
+def _write_tensor(writer: Writer, array: np.ndarray) -> int:
+    data = np.asarray(array, dtype=_F8)
+    shape = data.shape
+    return writer.table(children=(
+        (0, _write_tensor_data, data),
+        (1, _write_tensor_shape, shape),
+    ))
+
+
+def _write_tensor_data(writer: Writer, data: np.ndarray) -> int:
+    return writer.raw_vector(data.tobytes(), data.size, 8)
+
+
+def _write_tensor_shape(writer: Writer, shape: tuple[int, ...]) -> int:
+    return writer.raw_vector(struct.pack(f"<{len(shape)}i", *shape), len(shape), 4)
+
+
+def _read_tensor(reader: Reader, table: int, what: str) -> np.ndarray:
+    slots = reader.slots(table)
+    data_at = reader.offset(table, slots, 0)
+    shape_at = reader.offset(table, slots, 1)
+    data = _EMPTY if data_at is None else reader.array_at(data_at, _F8)
+    if shape_at is None:
+        return data.copy()
+    first, ndim = reader.vector_at(shape_at, 4)
+    shape = struct.unpack_from(f"<{ndim}i", reader.buf, first)
+    count = 1
+    for extent in shape:
+        if extent < 0:
+            raise ProtocolError(f"{what}: tensor shape {list(shape)} has a negative dimension")
+        count *= extent
+    if count != data.size:
+        raise ProtocolError(
+            f"{what}: tensor shape {list(shape)} holds {count} elements but its data has {data.size}"
+        )
+    return data.reshape(shape).copy()
+
+
+class _Field:
+    """One message attribute at one FlatBuffers slot."""
+
+    def __init__(self, attribute: str, slot: int) -> None:
+        self.attribute = attribute
+        self.slot = slot
+
+    def add(self, value: Any, fields: Fields) -> None:
+        raise NotImplementedError
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...], message_name: str) -> Any:
+        raise NotImplementedError
+
+
+class _String(_Field):
+    def add(self, value: str, fields: Fields) -> None:
+        if value:
+            fields[0].append((self.slot, Writer.string, value))
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...], message_name: str) -> str:
+        at = reader.offset(table, slots, self.slot)
+        return "" if at is None else reader.string_at(at)
+
+
+class _Strings(_Field):
+    def add(self, value: tuple[str, ...], fields: Fields) -> None:
+        if value:
+            fields[0].append((self.slot, Writer.strings, tuple(value)))
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...], message_name: str) -> tuple[str, ...]:
+        at = reader.offset(table, slots, self.slot)
+        return () if at is None else reader.strings_at(at)
+
+
+class _Scalar(_Field):
+    """A 1- or 4-byte unsigned (or bool) scalar, omitted when it equals its default."""
+
+    def __init__(self, attribute: str, slot: int, width: int, default: int) -> None:
+        super().__init__(attribute, slot)
+        self.width = width
+        self.default = default
+
+    def add(self, value: int, fields: Fields) -> None:
+        value = int(value)
+        if value != self.default:
+            fields[2 if self.width == 1 else 1].append((self.slot, value))
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...], message_name: str) -> Any:
+        if self.width == 1:
+            value = reader.u8(table, slots, self.slot, self.default)
+        else:
+            value = reader.u32(table, slots, self.slot, self.default)
+        return bool(value) if isinstance(self.default, bool) else value
+
+
+class _Tensor(_Field):
+    def __init__(self, attribute: str, slot: int, required: bool) -> None:
+        super().__init__(attribute, slot)
+        self.required = required
+
+    def add(self, value: np.ndarray | None, fields: Fields) -> None:
+        if value is not None:
+            fields[0].append((self.slot, _write_tensor, value))
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...], message_name: str) -> np.ndarray | None:
+        child = reader.offset(table, slots, self.slot)
+        if child is None:
+            if self.required:
+                raise ProtocolError(f"{message_name}.{self.attribute} is missing")
+            return None
+        return _read_tensor(reader, child, f"{message_name}.{self.attribute}")
+
+
+def _write_distribution(writer: Writer, distribution: m.WireDistribution) -> int:
+    children = tuple((slot, _write_tensor, p) for slot, p in enumerate(distribution.params))
+    return writer.table(children=children)
+
+
+class _Distribution(_Field):
+    """The Distribution union: its type id at ``slot``, its table at ``slot + 1``."""
+
+    def add(self, value: m.WireDistribution, fields: Fields) -> None:
+        fields[2].append((self.slot, value.type_id))
+        fields[0].append((self.slot + 1, _write_distribution, value))
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...], message_name: str) -> m.WireDistribution:
+        type_id = reader.u8(table, slots, self.slot)
+        kind = BY_TYPE_ID.get(type_id)
+        if kind is None:
+            raise ProtocolError(f"{message_name}.distribution has unknown type id {type_id}")
+        child = reader.offset(table, slots, self.slot + 1)
+        if child is None:
+            raise ProtocolError(f"{message_name}.distribution ({kind.name}) has no parameter table")
+        child_slots = reader.slots(child)
+        params = []
+        for slot, name in enumerate(kind.wire_params):
+            tensor = reader.offset(child, child_slots, slot)
+            what = f"{message_name}.distribution {kind.name}.{name}"
+            if tensor is None:
+                raise ProtocolError(f"{what} is missing")
+            params.append(_read_tensor(reader, tensor, what))
+        return m.WireDistribution(type_id, tuple(params))
+
+
+class _Vector(_Field):
+    """A column of numeric values (TraceBatch), read as a numpy view."""
+
+    def __init__(self, attribute: str, slot: int, dtype: np.dtype) -> None:
+        super().__init__(attribute, slot)
+        self.dtype = dtype
+
+    def add(self, value: np.ndarray, fields: Fields) -> None:
+        fields[0].append((self.slot, Writer.vector, np.ascontiguousarray(value, dtype=self.dtype)))
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...], message_name: str) -> np.ndarray:
+        at = reader.offset(table, slots, self.slot)
+        return np.zeros(0, self.dtype) if at is None else reader.array_at(at, self.dtype).copy()
+
+
+class _Table(_Field):
+    """A nested table with its own field list (RaggedTensors)."""
+
+    def __init__(self, attribute: str, slot: int, cls: type, fields: tuple[_Field, ...]) -> None:
+        super().__init__(attribute, slot)
+        self.cls = cls
+        self.fields = fields
+
+    def add(self, value: Any, fields: Fields) -> None:
+        fields[0].append((self.slot, self._write, value))
+
+    def _write(self, writer: Writer, value: Any) -> int:
+        return _write_fields(writer, self.fields, value)
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...], message_name: str) -> Any:
+        child = reader.offset(table, slots, self.slot)
+        if child is None:
+            raise ProtocolError(f"{message_name}.{self.attribute} is missing")
+        return _read_fields(reader, child, self.cls, self.fields)
+
+
+_RAGGED = (
+    _Vector("data", 0, _F8), _Vector("offsets", 1, _I8),
+    _Vector("shapes", 2, _I4), _Vector("shape_offsets", 3, _I8),
+)
+
+_SCHEMA: dict[type, tuple[_Field, ...]] = {
+    m.Handshake: (
+        _String("system_name", 0), _Scalar("protocol_version", 1, 4, 0), _Strings("capabilities", 2),
+    ),
+    m.HandshakeResult: (
+        _String("system_name", 0), _String("model_name", 1),
+        _Scalar("protocol_version", 2, 4, 0), _Strings("capabilities", 3),
+    ),
+    m.Run: (_Scalar("num_traces", 0, 4, 0),),
+    m.RunResult: (_Tensor("result", 0, required=False),),
+    m.Sample: (
+        _String("address", 0), _String("name", 1), _Distribution("distribution", 2),
+        _Scalar("control", 4, 1, True),
+    ),
+    m.SampleResult: (_Tensor("result", 0, required=True),),
+    m.Observe: (
+        _String("address", 0), _String("name", 1), _Distribution("distribution", 2),
+        _Tensor("value", 4, required=False),
+    ),
+    m.ObserveResult: (),
+    m.Tag: (_String("address", 0), _String("name", 1), _Tensor("value", 2, required=True)),
+    m.TagResult: (),
+    m.Reset: (),
+    m.TraceBatch: (
+        _Strings("strings", 0), _Vector("trace_offsets", 1, _I8), _Vector("kind", 2, _U1),
+        _Vector("address", 3, _I4), _Vector("name", 4, _I4), _Vector("distribution_type", 5, _U1),
+        _Vector("control", 6, _U1),
+        _Table("values", 7, m.RaggedTensors, _RAGGED), _Table("params", 8, m.RaggedTensors, _RAGGED),
+        _Table("results", 9, m.RaggedTensors, _RAGGED),
+    ),
+    m.Error: (_String("message", 0),),
+}
+
+_TYPE_ID: dict[type, int] = {cls: i + 1 for i, cls in enumerate(m.MESSAGE_TYPES)}
+
+
+def _write_fields(writer: Writer, fields: tuple[_Field, ...], value: Any) -> int:
+    collected: Fields = ([], [], [])
+    for field in fields:
+        field.add(getattr(value, field.attribute), collected)
+    return writer.table(tuple(collected[0]), tuple(collected[1]), tuple(collected[2]))
+
+
+def _read_fields(reader: Reader, table: int, cls: type, fields: tuple[_Field, ...]) -> Any:
+    name = cls.__name__
+    slots = reader.slots(table)
+    return cls(**{field.attribute: field.read(reader, table, slots, name) for field in fields})
+
+
+def _write_body(writer: Writer, message: m.Message) -> int:
+    return _write_fields(writer, _SCHEMA[type(message)], message)
+
+
+def encode(message: m.Message) -> bytes:
+    """One FlatBuffers frame holding ``message`` as the body of a PPX ``Message``."""
+    type_id = _TYPE_ID.get(type(message))
+    if type_id is None:
+        raise TypeError(f"expected a PPX message, got {type(message).__name__}")
+    writer = Writer()
+    root = writer.table(children=((1, _write_body, message),), octets=((0, type_id),))
+    return writer.finish(root)
+
+
+def decode(frame: bytes) -> m.Message:
+    """The message in ``frame``; raises ``ProtocolError`` naming what is malformed."""
+    reader = Reader(frame)
+    root = reader.root()
+    root_slots = reader.slots(root)
+    type_id = reader.u8(root, root_slots, 0)
+    if not 1 <= type_id <= len(m.MESSAGE_TYPES):
+        raise ProtocolError(f"unknown message type id {type_id}")
+    cls = m.MESSAGE_TYPES[type_id - 1]
+    fields = _SCHEMA[cls]
+    body = reader.offset(root, root_slots, 1)
+    if body is None:
+        if fields:
+            raise ProtocolError(f"{cls.__name__} message has no body table")
+        return cls()
+    try:
+        return _read_fields(reader, body, cls, fields)
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, OverflowError, MemoryError) as err:
+        raise ProtocolError(f"malformed {cls.__name__}: {err}") from err
+
+
+def message_name(type_id_or_message: Any) -> str:
+    """A readable name for logging and errors."""
+    if isinstance(type_id_or_message, int):
+        if 1 <= type_id_or_message <= len(m.MESSAGE_TYPES):
+            return m.MESSAGE_TYPES[type_id_or_message - 1].__name__
+        return f"unknown({type_id_or_message})"
+    return type(type_id_or_message).__name__
+

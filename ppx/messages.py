@@ -1,0 +1,171 @@
+"""PPX messages as plain immutable records, one class per member of the wire union.
+
+Tensors are float64 ``numpy`` arrays; distributions are ``WireDistribution``
+records (a union id and its parameter arrays), so this layer needs no torch.
+The classes are listed in ``MESSAGE_TYPES`` in wire order: the union id of a
+message is its position there plus one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+"""This project's version of the PPX extensions; plain PPX peers announce 0."""
+
+CAPABILITY_TRACE_BATCH = "trace-batch"
+CAPABILITY_ERROR = "error"
+
+
+@dataclass(frozen=True, eq=False)
+class WireDistribution:
+    """A distribution as it travels: the PPX union id and the parameters in schema order."""
+
+    type_id: int
+    params: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class RaggedTensors:
+    """Many tensors of any shapes packed into flat arrays (see ``ppx.fbs``)."""
+
+    data: np.ndarray
+    offsets: np.ndarray
+    shapes: np.ndarray
+    shape_offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @classmethod
+    def pack(cls, tensors: list[np.ndarray]) -> "RaggedTensors":
+        sizes = np.fromiter((t.size for t in tensors), dtype=np.int64, count=len(tensors))
+        ndims = np.fromiter((t.ndim for t in tensors), dtype=np.int64, count=len(tensors))
+        offsets = np.zeros(len(tensors) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        shape_offsets = np.zeros(len(tensors) + 1, dtype=np.int64)
+        np.cumsum(ndims, out=shape_offsets[1:])
+        if tensors:
+            data = np.concatenate([np.ravel(t) for t in tensors]).astype(np.float64, copy=False)
+            shapes = np.fromiter((d for t in tensors for d in t.shape), dtype=np.int32,
+                                 count=int(shape_offsets[-1]))
+        else:
+            data, shapes = np.zeros(0, np.float64), np.zeros(0, np.int32)
+        return cls(data, offsets, shapes, shape_offsets)
+
+    def unpack(self) -> list[np.ndarray]:
+        data, offsets, shapes, shape_offsets = self.data, self.offsets, self.shapes, self.shape_offsets
+        return [
+            data[offsets[i]:offsets[i + 1]].reshape(shapes[shape_offsets[i]:shape_offsets[i + 1]])
+            for i in range(len(offsets) - 1)
+        ]
+
+
+@dataclass(frozen=True)
+class Handshake:
+    system_name: str = ""
+    protocol_version: int = 0
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HandshakeResult:
+    system_name: str = ""
+    model_name: str = ""
+    protocol_version: int = 0
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Run:
+    num_traces: int = 0
+    """Zero for a plain engine-driven trace; positive asks for a ``TraceBatch`` of prior traces."""
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    result: Optional[np.ndarray] = None
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    address: str
+    name: str
+    distribution: WireDistribution
+    control: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class SampleResult:
+    result: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Observe:
+    address: str
+    name: str
+    distribution: WireDistribution
+    value: Optional[np.ndarray] = None
+
+
+@dataclass(frozen=True)
+class ObserveResult:
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class Tag:
+    address: str
+    name: str
+    value: np.ndarray
+
+
+@dataclass(frozen=True)
+class TagResult:
+    pass
+
+
+@dataclass(frozen=True)
+class Reset:
+    pass
+
+
+RECORD_SAMPLE, RECORD_OBSERVE, RECORD_TAG = 0, 1, 2
+
+
+@dataclass(frozen=True, eq=False)
+class TraceBatch:
+    """Whole prior traces in columns; see ``ppx.batch`` for packing and unpacking."""
+
+    strings: tuple[str, ...]
+    trace_offsets: np.ndarray
+    kind: np.ndarray
+    address: np.ndarray
+    name: np.ndarray
+    distribution_type: np.ndarray
+    control: np.ndarray
+    values: RaggedTensors
+    params: RaggedTensors
+    results: RaggedTensors
+
+
+@dataclass(frozen=True)
+class Error:
+    message: str = ""
+
+
+Message = Union[
+    Handshake, HandshakeResult, Run, RunResult, Sample, SampleResult, Observe,
+    ObserveResult, Tag, TagResult, Reset, TraceBatch, Error,
+]
+
+MESSAGE_TYPES: tuple[type, ...] = (
+    Handshake, HandshakeResult, Run, RunResult, Sample, SampleResult, Observe,
+    ObserveResult, Tag, TagResult, Reset, TraceBatch, Error,
+)
+"""Members of the wire union in id order (id = index + 1)."""
+
+PLAIN_PPX_TYPES: frozenset[type] = frozenset(MESSAGE_TYPES[:11])
