@@ -1,0 +1,174 @@
+"""Engine-side traces: the random choices, observations and tags of one simulator run.
+
+A ``Choice`` keeps the distribution in whichever form it arrived (wire
+parameters from a remote simulator, a pyro distribution in-process) and builds
+the other lazily, so recording a trace costs no torch work until log-densities
+are asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+
+from ppx.batch import Record
+from ppx.distributions import BY_TYPE_ID, from_wire, to_wire
+from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, WireDistribution
+
+KIND_NAMES = {RECORD_SAMPLE: "sample", RECORD_OBSERVE: "observe", RECORD_TAG: "tag"}
+
+
+class Choice:
+    """One sample, observe or tag in a trace.
+
+    ``key`` is what the engine learns on: the simulator's address, the
+    distribution kind and the instance count of that address within the trace.
+    """
+
+    __slots__ = ("kind", "address", "name", "instance", "value", "control", "observed",
+                 "_wire", "_distribution", "_log_prob")
+
+    def __init__(
+        self,
+        kind: int,
+        address: str,
+        name: str,
+        instance: int,
+        value: np.ndarray,
+        wire: Optional[WireDistribution] = None,
+        distribution: Optional[torch.distributions.Distribution] = None,
+        control: bool = True,
+        observed: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.address = address
+        self.name = name
+        self.instance = instance
+        self.value = value
+        self.control = control
+        self.observed = observed
+        self._wire = wire
+        self._distribution = distribution
+        self._log_prob: Optional[float] = None
+
+    @property
+    def wire(self) -> Optional[WireDistribution]:
+        if self._wire is None and self._distribution is not None:
+            self._wire = WireDistribution(*to_wire(self._distribution))
+        return self._wire
+
+    @property
+    def distribution(self) -> Optional[torch.distributions.Distribution]:
+        if self._distribution is None and self._wire is not None:
+            self._distribution = from_wire(self._wire.type_id, self._wire.params)
+        return self._distribution
+
+    @property
+    def distribution_name(self) -> str:
+        wire = self.wire
+        return "" if wire is None else BY_TYPE_ID[wire.type_id].name
+
+    @property
+    def key(self) -> str:
+        return f"{self.address}__{self.distribution_name}__{self.instance}"
+
+    @property
+    def log_prob(self) -> float:
+        """log density of the value under the choice's own distribution (0 for tags)."""
+        if self._log_prob is None:
+            distribution = self.distribution
+            if distribution is None:
+                self._log_prob = 0.0
+            else:
+                value = torch.as_tensor(self.value, dtype=torch.float64)
+                self._log_prob = float(distribution.log_prob(value).sum())
+        return self._log_prob
+
+    def __repr__(self) -> str:
+        return (f"Choice({KIND_NAMES[self.kind]}, key={self.key!r}, name={self.name!r}, "
+                f"value={self.value.tolist()!r})")
+
+
+class Trace:
+    """The ordered choices of one run and the model's result."""
+
+    __slots__ = ("choices", "result", "_instances")
+
+    def __init__(self) -> None:
+        self.choices: list[Choice] = []
+        self.result: Optional[np.ndarray] = None
+        self._instances: dict[str, int] = {}
+
+    def add(self, kind: int, address: str, name: str, value: np.ndarray, *,
+            wire: Optional[WireDistribution] = None,
+            distribution: Optional[torch.distributions.Distribution] = None,
+            control: bool = True, observed: bool = False) -> Choice:
+        instance = self._instances.get(address, 0)
+        self._instances[address] = instance + 1
+        choice = Choice(kind, address, name, instance, value, wire, distribution, control, observed)
+        self.choices.append(choice)
+        return choice
+
+    @classmethod
+    def from_records(cls, records: list[Record], result: Optional[np.ndarray],
+                     observations: Optional[dict[str, np.ndarray]] = None) -> "Trace":
+        """A trace from simulator records, substituting observed values by name."""
+        trace = cls()
+        for record in records:
+            value, observed = record.value, False
+            if record.kind == RECORD_OBSERVE and observations and record.name in observations:
+                value, observed = observations[record.name], True
+            trace.add(record.kind, record.address, record.name, value,
+                      wire=record.distribution, control=record.control, observed=observed)
+        trace.result = result
+        return trace
+
+    def __iter__(self) -> Iterator[Choice]:
+        return iter(self.choices)
+
+    def __len__(self) -> int:
+        return len(self.choices)
+
+    @property
+    def samples(self) -> list[Choice]:
+        return [c for c in self.choices if c.kind == RECORD_SAMPLE]
+
+    @property
+    def observes(self) -> list[Choice]:
+        return [c for c in self.choices if c.kind == RECORD_OBSERVE]
+
+    @property
+    def tags(self) -> list[Choice]:
+        return [c for c in self.choices if c.kind == RECORD_TAG]
+
+    def named(self, name: str) -> Optional[Choice]:
+        """The first choice carrying ``name``, if any."""
+        for choice in self.choices:
+            if choice.name == name:
+                return choice
+        return None
+
+    @property
+    def log_prior(self) -> float:
+        return sum(c.log_prob for c in self.choices if c.kind == RECORD_SAMPLE)
+
+    @property
+    def log_likelihood(self) -> float:
+        return sum(c.log_prob for c in self.choices if c.kind == RECORD_OBSERVE)
+
+    @property
+    def address_keys(self) -> tuple[str, ...]:
+        """The keys of the sampled choices in order: traces with equal keys share structure."""
+        return tuple(c.key for c in self.choices if c.kind == RECORD_SAMPLE)
+
+    def variables(self) -> dict[str, np.ndarray]:
+        """Value of each named sample and tag (first instance), plus ``result`` when present."""
+        out: dict[str, np.ndarray] = {}
+        for choice in self.choices:
+            if choice.kind != RECORD_OBSERVE and choice.name and choice.name not in out:
+                out[choice.name] = choice.value
+        if self.result is not None:
+            out["result"] = self.result
+        return out

@@ -1,0 +1,139 @@
+"""Whole traces packed into columns: the ``TraceBatch`` wire extension and the HDF5 layout.
+
+A trace is a list of ``Record``s (one per sample, observe or tag) plus the
+model's result. ``pack`` turns many traces into one ``TraceBatch`` of flat numpy
+columns; ``unpack`` validates a batch from an untrusted peer or file and turns
+it back into records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ppx.distributions import BY_TYPE_ID
+from ppx.errors import ProtocolError
+from ppx.messages import (RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, RaggedTensors,
+                          TraceBatch, WireDistribution)
+
+_NO_RESULT = np.zeros((0,), dtype=np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class Record:
+    """One random choice, observation or tag as the simulator made it."""
+
+    kind: int
+    address: str
+    name: str
+    distribution: Optional[WireDistribution]
+    value: np.ndarray
+    control: bool = True
+
+
+def pack(traces: Sequence[Sequence[Record]], results: Sequence[Optional[np.ndarray]]) -> TraceBatch:
+    """Columns for ``traces``; ``results[t]`` is trace t's model result (None for none)."""
+    strings: dict[str, int] = {}
+    records = [record for trace in traces for record in trace]
+    lengths = np.fromiter((len(trace) for trace in traces), dtype=np.int64, count=len(traces))
+    trace_offsets = np.zeros(len(traces) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=trace_offsets[1:])
+    address = np.fromiter((strings.setdefault(r.address, len(strings)) for r in records),
+                          dtype=np.int32, count=len(records))
+    name = np.fromiter((strings.setdefault(r.name, len(strings)) if r.name else -1 for r in records),
+                       dtype=np.int32, count=len(records))
+    params = [p for r in records if r.distribution is not None for p in r.distribution.params]
+    return TraceBatch(
+        strings=tuple(strings),
+        trace_offsets=trace_offsets,
+        kind=np.fromiter((r.kind for r in records), dtype=np.uint8, count=len(records)),
+        address=address,
+        name=name,
+        distribution_type=np.fromiter(
+            (0 if r.distribution is None else r.distribution.type_id for r in records),
+            dtype=np.uint8, count=len(records)),
+        control=np.fromiter((r.control for r in records), dtype=np.uint8, count=len(records)),
+        values=RaggedTensors.pack([np.asarray(r.value, dtype=np.float64) for r in records]),
+        params=RaggedTensors.pack(params),
+        results=RaggedTensors.pack([_NO_RESULT if r is None else np.asarray(r, dtype=np.float64)
+                                    for r in results]),
+    )
+
+
+def _check_ragged(ragged: RaggedTensors, count: int, what: str) -> None:
+    offsets, shape_offsets = ragged.offsets, ragged.shape_offsets
+    if len(offsets) != count + 1 or len(shape_offsets) != count + 1:
+        raise ProtocolError(f"TraceBatch.{what} holds {len(offsets) - 1} tensors, expected {count}")
+    for name, column, end in (("offsets", offsets, len(ragged.data)),
+                              ("shape_offsets", shape_offsets, len(ragged.shapes))):
+        if len(column) and (column[0] != 0 or column[-1] != end or (np.diff(column) < 0).any()):
+            raise ProtocolError(f"TraceBatch.{what}.{name} do not partition its {end} entries")
+    if (ragged.shapes < 0).any():
+        raise ProtocolError(f"TraceBatch.{what} has a negative tensor dimension")
+    # reduceat over the shapes with a trailing 1 so that every start index is in range;
+    # a scalar (no dimensions) has one element.
+    extents = np.append(ragged.shapes.astype(np.int64), 1)
+    sizes = np.multiply.reduceat(extents, shape_offsets[:-1]) if count else np.zeros(0, np.int64)
+    sizes = np.where(np.diff(shape_offsets) == 0, 1, sizes)
+    if not np.array_equal(sizes, np.diff(offsets)):
+        raise ProtocolError(f"TraceBatch.{what}: tensor shapes do not match their data lengths")
+
+
+def validate(batch: TraceBatch) -> None:
+    """Raise ``ProtocolError`` unless every index and offset in ``batch`` is consistent."""
+    num_records = len(batch.kind)
+    offsets = batch.trace_offsets
+    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != num_records or (np.diff(offsets) < 0).any():
+        raise ProtocolError("TraceBatch.trace_offsets do not partition its records")
+    for column in ("address", "name", "distribution_type", "control"):
+        if len(getattr(batch, column)) != num_records:
+            raise ProtocolError(f"TraceBatch.{column} has {len(getattr(batch, column))} entries, "
+                                f"expected {num_records}")
+    if num_records and (batch.kind.max() > RECORD_TAG):
+        raise ProtocolError(f"TraceBatch.kind holds unknown record kind {int(batch.kind.max())}")
+    num_strings = len(batch.strings)
+    if num_records and (batch.address.min() < 0 or batch.address.max() >= num_strings
+                        or batch.name.min() < -1 or batch.name.max() >= num_strings):
+        raise ProtocolError(f"TraceBatch string index outside its {num_strings} strings")
+    num_params = 0
+    for kind, type_id in zip(batch.kind.tolist(), batch.distribution_type.tolist()):
+        if kind == RECORD_TAG:
+            continue
+        spec = BY_TYPE_ID.get(type_id)
+        if spec is None:
+            raise ProtocolError(f"TraceBatch record has unknown distribution type {type_id}")
+        num_params += len(spec.wire_params)
+    _check_ragged(batch.values, num_records, "values")
+    _check_ragged(batch.params, num_params, "params")
+    _check_ragged(batch.results, len(offsets) - 1, "results")
+
+
+def unpack(batch: TraceBatch) -> list[tuple[list[Record], Optional[np.ndarray]]]:
+    """``(records, result)`` per trace, after validating the batch."""
+    validate(batch)
+    strings = batch.strings
+    values = batch.values.unpack()
+    params = batch.params.unpack()
+    results = batch.results.unpack()
+    records: list[Record] = []
+    next_param = 0
+    for i, (kind, address, name, type_id, control) in enumerate(zip(
+            batch.kind.tolist(), batch.address.tolist(), batch.name.tolist(),
+            batch.distribution_type.tolist(), batch.control.tolist())):
+        distribution = None
+        if kind != RECORD_TAG:
+            count = len(BY_TYPE_ID[type_id].wire_params)
+            distribution = WireDistribution(type_id, tuple(params[next_param:next_param + count]))
+            next_param += count
+        records.append(Record(kind, strings[address], strings[name] if name >= 0 else "",
+                              distribution, values[i], bool(control)))
+    offsets = batch.trace_offsets.tolist()
+    return [
+        (records[offsets[t]:offsets[t + 1]], results[t] if results[t].size or results[t].ndim != 1 else None)
+        for t in range(len(offsets) - 1)
+    ]
+
+
+__all__ = ["Record", "pack", "unpack", "validate", "RECORD_SAMPLE", "RECORD_OBSERVE", "RECORD_TAG"]
