@@ -1,0 +1,223 @@
+"""Serve an instrumented model to a PPX engine: the simulator end of the protocol.
+
+``serve(model, address)`` binds a REP socket and answers the engine: a Handshake
+with the model's name and our capabilities, each Run by running the model once
+with every ``sample``/``observe``/``tag`` forwarded to the engine, and, when the
+engine negotiated the ``trace-batch`` extension, a Run for many prior traces by
+running the model locally and replying with all of them in one ``TraceBatch``.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from ppx import codec
+from ppx import messages as m
+from ppx.batch import Record, pack
+from ppx.distributions import kind_of, to_wire
+from ppx.errors import ProtocolError
+from ppx.runtime import Handler, Site, run_model
+from ppx.transport import DEFAULT_ADDRESS, Listener
+
+log = logging.getLogger(__name__)
+
+CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR)
+_ENCODED_OBSERVE_RESULT = codec.encode(m.ObserveResult())
+
+
+def as_result_array(value: Any) -> Optional[np.ndarray]:
+    """The model's return value as a float64 array for RunResult, or None if it is not numeric."""
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy().astype(np.float64, copy=False)
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def _value_tensor(value: np.ndarray, distribution: torch.distributions.Distribution) -> torch.Tensor:
+    """A value from the wire in the dtype the distribution's own samples have."""
+    kind = kind_of(distribution)
+    if kind.name == "Categorical":
+        return torch.from_numpy(value).long()
+    dtype = getattr(distribution, kind.pyro_params[0]).dtype
+    return torch.from_numpy(value).to(dtype)
+
+
+def _wire_value(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy().astype(np.float64, copy=False)
+    return np.asarray(value, dtype=np.float64)
+
+
+class _Restart(Exception):
+    """The engine abandoned the current trace; carries the request that interrupted it."""
+
+    def __init__(self, request: m.Message) -> None:
+        super().__init__(type(request).__name__)
+        self.request = request
+
+
+class _Forward(Handler):
+    """Forwards each site to the engine over the socket and takes the engine's value."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+
+    def _exchange(self, message: m.Message, expected: type) -> m.Message:
+        self.listener.reply(codec.encode(message))
+        request = codec.decode(self.listener.receive())
+        if not isinstance(request, expected):
+            raise _Restart(request)
+        return request
+
+    def process(self, site: Site) -> None:
+        if site.kind == m.RECORD_SAMPLE:
+            wire = m.WireDistribution(*to_wire(site.distribution))
+            reply = self._exchange(m.Sample(site.address, site.name, wire, site.control), m.SampleResult)
+            site.value = _value_tensor(reply.result, site.distribution)
+        elif site.kind == m.RECORD_OBSERVE:
+            wire = m.WireDistribution(*to_wire(site.distribution))
+            value = None if site.value is None else _wire_value(site.value)
+            self._exchange(m.Observe(site.address, site.name, wire, value), m.ObserveResult)
+        else:
+            self._exchange(m.Tag(site.address, site.name, _wire_value(site.value)), m.TagResult)
+
+
+class _Record(Handler):
+    """Records each site of a locally sampled prior trace; observations are simulated."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def process(self, site: Site) -> None:
+        if site.kind == m.RECORD_OBSERVE and site.value is None:
+            site.value = site.distribution.sample()
+
+    def postprocess(self, site: Site) -> None:
+        wire = None if site.distribution is None else m.WireDistribution(*to_wire(site.distribution))
+        self.records.append(Record(site.kind, site.address, site.name, wire, _wire_value(site.value),
+                                   site.control))
+
+
+def record_prior_trace(model: Callable[[], Any]) -> tuple[list[Record], Optional[np.ndarray]]:
+    """Run ``model`` once in this process, sampling from the prior, and return its records."""
+    with _Record() as recorder:
+        result = run_model(model)
+    return recorder.records, as_result_array(result)
+
+
+class _Session:
+    """State of one served simulator: its socket, model and what the engine negotiated."""
+
+    def __init__(self, model: Callable[[], Any], listener: Listener, model_name: str,
+                 system_name: str) -> None:
+        self.model = model
+        self.listener = listener
+        self.model_name = model_name
+        self.system_name = system_name
+        self.capabilities: frozenset[str] = frozenset()
+
+    def answer(self, request: m.Message) -> None:
+        """Reply to one top-level request; a trace may interleave many exchanges."""
+        while True:
+            try:
+                self._answer_once(request)
+                return
+            except _Restart as restart:
+                log.warning("engine abandoned the trace with %s; starting over", type(restart.request).__name__)
+                request = restart.request
+
+    def _reply(self, message: m.Message) -> None:
+        self.listener.reply(codec.encode(message))
+
+    def _answer_once(self, request: m.Message) -> None:
+        if isinstance(request, m.Handshake):
+            if request.protocol_version >= 1:
+                self.capabilities = frozenset(request.capabilities) & frozenset(CAPABILITIES)
+            else:
+                self.capabilities = frozenset()
+            self._reply(m.HandshakeResult(self.system_name, self.model_name, m.PROTOCOL_VERSION, CAPABILITIES))
+        elif isinstance(request, m.Run) and request.num_traces == 0:
+            self._run_forwarded()
+        elif isinstance(request, m.Run) and m.CAPABILITY_TRACE_BATCH in self.capabilities:
+            self._run_batch(request.num_traces)
+        else:
+            self._reply(m.Reset())
+
+    def _run_forwarded(self) -> None:
+        try:
+            with _Forward(self.listener):
+                result = run_model(self.model)
+        except _Restart:
+            raise
+        except Exception as err:  # the model's own failure, reported rather than fatal
+            self._report(err)
+            return
+        self._reply(m.RunResult(as_result_array(result)))
+
+    def _run_batch(self, num_traces: int) -> None:
+        traces, results = [], []
+        try:
+            for _ in range(num_traces):
+                records, result = record_prior_trace(self.model)
+                traces.append(records)
+                results.append(result)
+        except Exception as err:
+            self._report(err)
+            return
+        self._reply(pack(traces, results))
+
+    def _report(self, err: Exception) -> None:
+        log.error("model raised during a trace:\n%s", traceback.format_exc())
+        if m.CAPABILITY_ERROR in self.capabilities:
+            self._reply(m.Error(f"{type(err).__name__}: {err}"))
+        else:
+            self._reply(m.Reset())
+
+
+def serve(
+    model: Callable[[], Any],
+    address: str = DEFAULT_ADDRESS,
+    *,
+    model_name: Optional[str] = None,
+    system_name: str = "ppx-python",
+    max_requests: Optional[int] = None,
+    on_ready: Optional[Callable[[str], None]] = None,
+) -> None:
+    """Answer PPX requests for ``model`` on ``address`` until interrupted.
+
+    Args:
+        model: a function of no arguments that calls ``ppx.sample``/``observe``/``tag``
+            (or ``pyro.sample`` under ``ppx.pyro_bridge``) and returns its result.
+        address: the endpoint to bind; tcp defaults to the loopback interface.
+        model_name: reported in the Handshake; defaults to the function's name.
+        max_requests: stop after this many top-level requests (for tests).
+        on_ready: called with the bound address once the socket listens.
+    """
+    listener = Listener(address)
+    session = _Session(model, listener, model_name or getattr(model, "__name__", "model"), system_name)
+    log.info("serving %s on %s", session.model_name, listener.bound_address)
+    if on_ready is not None:
+        on_ready(listener.bound_address)
+    served = 0
+    try:
+        while max_requests is None or served < max_requests:
+            frame = listener.receive()
+            try:
+                request = codec.decode(frame)
+            except ProtocolError as err:
+                log.error("malformed request: %s", err)
+                listener.reply(codec.encode(m.Reset()))
+            else:
+                session.answer(request)
+            served += 1
+    finally:
+        listener.close()

@@ -1,0 +1,151 @@
+"""ZeroMQ sockets for both ends, each owned by one small class.
+
+The simulator binds a REP socket (``Listener``); the engine connects a REQ
+socket (``Connection``). Every engine-side receive has a timeout: a dead or hung
+simulator raises ``ProtocolTimeout`` naming the address, and the socket is
+rebuilt so the connection can be used again once the peer is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import uuid
+from typing import Optional
+
+import zmq
+
+from ppx.errors import ProtocolError, ProtocolTimeout
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+MAX_FRAME_BYTES = 1 << 31
+"""Frames above this size are refused by the socket (a peer claiming absurd sizes)."""
+
+
+def check_address(address: str) -> str:
+    """Return ``address`` if it is a ZeroMQ endpoint this project speaks, else raise ``ValueError``."""
+    if not isinstance(address, str) or "://" not in address:
+        raise ValueError(f"address {address!r} is not a ZeroMQ endpoint such as "
+                         f"'ipc:///tmp/sim.sock' or 'tcp://127.0.0.1:5555'")
+    scheme = address.split("://", 1)[0]
+    if scheme not in ("ipc", "tcp", "inproc"):
+        raise ValueError(f"address {address!r} uses transport {scheme!r}; expected ipc, tcp or inproc")
+    return address
+
+
+def fresh_ipc_address(prefix: str = "ppx") -> str:
+    """A new ipc endpoint in the temporary directory, unique to this call."""
+    return f"ipc://{os.path.join(tempfile.gettempdir(), f'{prefix}-{uuid.uuid4().hex[:12]}.sock')}"
+
+
+def _context() -> zmq.Context:
+    return zmq.Context.instance()
+
+
+class Connection:
+    """The engine's REQ socket to one simulator, with timeouts and reconnects.
+
+    Args:
+        address: the simulator's endpoint.
+        timeout: seconds to wait for any reply before raising ``ProtocolTimeout``.
+    """
+
+    def __init__(self, address: str, timeout: float = 30.0) -> None:
+        self.address = check_address(address)
+        self.timeout = timeout
+        self._socket: Optional[zmq.Socket] = None
+        self._awaiting = False
+        self._open()
+
+    def _open(self) -> None:
+        socket = _context().socket(zmq.REQ)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        socket.connect(self.address)
+        self._socket = socket
+        self._awaiting = False
+
+    def reset(self) -> None:
+        """Drop the socket (and any reply still due on it) and connect afresh."""
+        self.close()
+        self._open()
+
+    def send(self, frame: bytes) -> None:
+        if self._socket is None:
+            raise ProtocolError(f"connection to {self.address} is closed")
+        if self._awaiting:
+            raise ProtocolError(f"a request to {self.address} is still awaiting its reply")
+        self._socket.send(frame, copy=len(frame) < 65536)
+        self._awaiting = True
+
+    def receive(self, timeout: Optional[float] = None, waiting_for: str = "a reply") -> bytes:
+        """The reply to the last request; after ``timeout`` seconds the socket is reset and
+        ``ProtocolTimeout`` raised."""
+        socket = self._socket
+        if socket is None:
+            raise ProtocolError(f"connection to {self.address} is closed")
+        limit = self.timeout if timeout is None else timeout
+        if not socket.poll(int(limit * 1000)):
+            self.reset()
+            raise ProtocolTimeout(
+                f"simulator at {self.address} sent no {waiting_for} within {limit:g} s "
+                f"(is it running, and listening on that address?)")
+        frame = socket.recv()
+        self._awaiting = False
+        return frame
+
+    def request(self, frame: bytes, waiting_for: str = "a reply") -> bytes:
+        self.send(frame)
+        return self.receive(waiting_for=waiting_for)
+
+    @property
+    def socket(self) -> zmq.Socket:
+        """The underlying socket, for polling many connections at once."""
+        return self._socket
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Listener:
+    """The simulator's REP socket, bound to one endpoint."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS) -> None:
+        self.address = check_address(address)
+        socket = _context().socket(zmq.REP)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        try:
+            socket.bind(self.address)
+        except zmq.ZMQError as err:
+            socket.close(linger=0)
+            raise ProtocolError(f"cannot listen on {self.address}: {err}") from err
+        self._socket = socket
+        self.bound_address = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def receive(self) -> bytes:
+        return self._socket.recv()
+
+    def reply(self, frame: bytes) -> None:
+        self._socket.send(frame, copy=len(frame) < 65536)
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+        if self.address.startswith("ipc://"):
+            with_path = self.address[len("ipc://"):]
+            if with_path and not with_path.startswith("@"):
+                try:
+                    os.unlink(with_path)
+                except OSError:
+                    pass
