@@ -28,7 +28,7 @@ class Choice:
     """
 
     __slots__ = ("kind", "address", "name", "instance", "value", "control", "observed",
-                 "_wire", "_distribution", "_log_prob")
+                 "proposal_log_prob", "_wire", "_distribution", "_log_prob")
 
     def __init__(
         self,
@@ -41,6 +41,7 @@ class Choice:
         distribution: Optional[torch.distributions.Distribution] = None,
         control: bool = True,
         observed: bool = False,
+        proposal_log_prob: Optional[float] = None,
     ) -> None:
         self.kind = kind
         self.address = address
@@ -49,6 +50,8 @@ class Choice:
         self.value = value
         self.control = control
         self.observed = observed
+        self.proposal_log_prob = proposal_log_prob
+        """log density under the proposal that chose the value; None when drawn from the prior."""
         self._wire = wire
         self._distribution = distribution
         self._log_prob: Optional[float] = None
@@ -104,10 +107,12 @@ class Trace:
     def add(self, kind: int, address: str, name: str, value: np.ndarray, *,
             wire: Optional[WireDistribution] = None,
             distribution: Optional[torch.distributions.Distribution] = None,
-            control: bool = True, observed: bool = False) -> Choice:
+            control: bool = True, observed: bool = False,
+            proposal_log_prob: Optional[float] = None) -> Choice:
         instance = self._instances.get(address, 0)
         self._instances[address] = instance + 1
-        choice = Choice(kind, address, name, instance, value, wire, distribution, control, observed)
+        choice = Choice(kind, address, name, instance, value, wire, distribution, control, observed,
+                        proposal_log_prob)
         self.choices.append(choice)
         return choice
 
@@ -124,6 +129,10 @@ class Trace:
                       wire=record.distribution, control=record.control, observed=observed)
         trace.result = result
         return trace
+
+    def next_instance(self, address: str) -> int:
+        """The instance number the next choice at ``address`` will get."""
+        return self._instances.get(address, 0)
 
     def __iter__(self) -> Iterator[Choice]:
         return iter(self.choices)
@@ -157,6 +166,16 @@ class Trace:
     @property
     def log_likelihood(self) -> float:
         return sum(c.log_prob for c in self.choices if c.kind == RECORD_OBSERVE)
+
+    @property
+    def log_importance_weight(self) -> float:
+        """log p(x, y) - log q(x): the likelihood plus, for each sample a proposal chose,
+        its prior over proposal density (prior draws cancel out)."""
+        weight = self.log_likelihood
+        for choice in self.choices:
+            if choice.kind == RECORD_SAMPLE and choice.proposal_log_prob is not None:
+                weight += choice.log_prob - choice.proposal_log_prob
+        return weight
 
     @property
     def address_keys(self) -> tuple[str, ...]:

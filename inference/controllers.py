@@ -1,0 +1,64 @@
+"""Controllers decide the value of each random choice the engine controls.
+
+A remote simulator asks for every ``sample``; the engine answers with the value
+a controller picks: from the prior, replayed from an earlier trace (MCMC), or
+from a learned proposal (inference compilation). ``control=False`` choices are
+always drawn from the prior, whatever the controller.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from inference.trace import Trace
+
+
+def draw_from_prior(distribution: torch.distributions.Distribution) -> np.ndarray:
+    with torch.no_grad():
+        return distribution.sample().detach().cpu().numpy().astype(np.float64, copy=False)
+
+
+class Controller:
+    """Chooses the values of controlled samples. The default draws from the prior."""
+
+    def choose(
+        self, trace: Trace, key: str, name: str, distribution: torch.distributions.Distribution
+    ) -> tuple[np.ndarray, Optional[float]]:
+        """The value for the sample with ``key`` and the proposal's log density at it
+        (None when it came from the prior)."""
+        return draw_from_prior(distribution), None
+
+
+PRIOR = Controller()
+
+
+class Replay(Controller):
+    """Re-runs a trace for single-site Metropolis-Hastings.
+
+    The site ``target`` takes ``proposed``; every other controlled sample whose
+    key was in the previous trace reuses its value when it is still in the
+    support, and the rest are drawn fresh from the prior. ``reused`` and
+    ``fresh`` record which happened, for the acceptance ratio.
+    """
+
+    def __init__(self, previous: dict[str, np.ndarray], target: str, proposed: np.ndarray) -> None:
+        self.previous = previous
+        self.target = target
+        self.proposed = proposed
+        self.reused: set[str] = set()
+        self.fresh: set[str] = set()
+
+    def choose(self, trace, key, name, distribution):
+        if key == self.target:
+            return self.proposed, None
+        old = self.previous.get(key)
+        if old is not None:
+            value = torch.as_tensor(old)
+            if value.shape == distribution.shape() and bool(distribution.support.check(value).all()):
+                self.reused.add(key)
+                return old, None
+        self.fresh.add(key)
+        return draw_from_prior(distribution), None

@@ -1,0 +1,195 @@
+"""The engine's end of PPX: drive one simulator through handshakes and traces.
+
+A trace is a conversation of many request/reply pairs. It is written once, as a
+``Job``: a generator that yields each request frame and is sent each reply
+frame, and returns the finished traces. ``RemoteSimulator`` runs jobs on one
+connection; ``SimulatorPool`` interleaves jobs over many.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Generator, Mapping, Optional
+
+import numpy as np
+
+from inference.controllers import PRIOR, Controller, draw_from_prior
+from inference.trace import Trace
+from ppx import codec
+from ppx import messages as m
+from ppx.batch import unpack
+from ppx.distributions import BY_TYPE_ID, from_wire
+from ppx.errors import ProtocolError, SimulatorError
+from ppx.transport import Connection
+
+log = logging.getLogger(__name__)
+
+Job = Generator[bytes, bytes, list[Trace]]
+Observations = Mapping[str, np.ndarray]
+
+ENGINE_CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR)
+_OBSERVE_RESULT = codec.encode(m.ObserveResult())
+_TAG_RESULT = codec.encode(m.TagResult())
+_RUN = codec.encode(m.Run())
+
+
+def _invalid_distribution(message: m.Sample | m.Observe, err: ValueError) -> ProtocolError:
+    kind = type(message).__name__
+    return ProtocolError(f"{kind} at address {message.address!r} (name {message.name!r}): {err}")
+
+
+def _unexpected(reply: m.Message, during: str) -> ProtocolError:
+    if isinstance(reply, m.Error):
+        return SimulatorError(f"simulator's model failed {during}: {reply.message}")
+    if isinstance(reply, m.Reset):
+        return ProtocolError(f"simulator answered Reset {during} (it did not accept the request)")
+    return ProtocolError(f"unexpected {type(reply).__name__} from the simulator {during}")
+
+
+def trace_job(controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Job:
+    """One engine-driven trace: every sample's value comes from ``controller``."""
+    observations = observations or {}
+    trace = Trace()
+    reply = codec.decode((yield _RUN))
+    while True:
+        if isinstance(reply, m.Sample):
+            try:
+                distribution = from_wire(reply.distribution.type_id, reply.distribution.params)
+            except ValueError as err:
+                raise _invalid_distribution(reply, err) from None
+            key = f"{reply.address}__{BY_TYPE_ID[reply.distribution.type_id].name}__" \
+                  f"{trace.next_instance(reply.address)}"
+            if reply.control:
+                value, proposal_log_prob = controller.choose(trace, key, reply.name, distribution)
+            else:
+                value, proposal_log_prob = draw_from_prior(distribution), None
+            trace.add(m.RECORD_SAMPLE, reply.address, reply.name, value, wire=reply.distribution,
+                      distribution=distribution, control=reply.control,
+                      proposal_log_prob=proposal_log_prob)
+            reply = codec.decode((yield codec.encode(m.SampleResult(value))))
+        elif isinstance(reply, m.Observe):
+            observed = observations.get(reply.name) if reply.name else None
+            if observed is not None:
+                value = observed
+            elif reply.value is not None:
+                value = reply.value
+            else:
+                try:
+                    value = draw_from_prior(from_wire(reply.distribution.type_id, reply.distribution.params))
+                except ValueError as err:
+                    raise _invalid_distribution(reply, err) from None
+            trace.add(m.RECORD_OBSERVE, reply.address, reply.name, value, wire=reply.distribution,
+                      observed=observed is not None)
+            reply = codec.decode((yield _OBSERVE_RESULT))
+        elif isinstance(reply, m.Tag):
+            trace.add(m.RECORD_TAG, reply.address, reply.name, reply.value)
+            reply = codec.decode((yield _TAG_RESULT))
+        elif isinstance(reply, m.RunResult):
+            trace.result = reply.result
+            return [trace]
+        else:
+            raise _unexpected(reply, "during a trace")
+
+
+def batch_job(num_traces: int, observations: Optional[Observations] = None) -> Job:
+    """``num_traces`` prior traces sampled by the simulator itself, in one exchange."""
+    reply = codec.decode((yield codec.encode(m.Run(num_traces=num_traces))))
+    if not isinstance(reply, m.TraceBatch):
+        raise _unexpected(reply, f"to a request for {num_traces} prior traces")
+    traces = [Trace.from_records(records, result, observations) for records, result in unpack(reply)]
+    if len(traces) != num_traces:
+        raise ProtocolError(f"asked for {num_traces} prior traces, the simulator sent {len(traces)}")
+    return traces
+
+
+class RemoteSimulator:
+    """A connection to one PPX simulator (ours or any plain PPX implementation).
+
+    Args:
+        address: the simulator's ZeroMQ endpoint, e.g. ``ipc:///tmp/sim.sock``.
+        timeout: seconds to wait for each reply before ``ProtocolTimeout``.
+        handshake_timeout: seconds to wait for the first reply (a simulator
+            process may still be starting).
+    """
+
+    def __init__(self, address: str, timeout: float = 30.0, handshake_timeout: Optional[float] = None,
+                 system_name: str = "ppx-engine") -> None:
+        self.connection = Connection(address, timeout)
+        self.system_name = system_name
+        self.model_name = ""
+        self.peer_system_name = ""
+        self.peer_version = 0
+        self.capabilities: frozenset[str] = frozenset()
+        self.handshake(handshake_timeout)
+
+    @property
+    def address(self) -> str:
+        return self.connection.address
+
+    def handshake(self, timeout: Optional[float] = None) -> None:
+        """Exchange names, versions and capabilities; extensions need both sides to announce them."""
+        self.connection.send(codec.encode(
+            m.Handshake(self.system_name, m.PROTOCOL_VERSION, ENGINE_CAPABILITIES)))
+        reply = codec.decode(self.connection.receive(timeout, waiting_for="HandshakeResult"))
+        if not isinstance(reply, m.HandshakeResult):
+            raise _unexpected(reply, "to the Handshake")
+        self.absorb_handshake(reply)
+
+    def absorb_handshake(self, reply: m.HandshakeResult) -> None:
+        self.model_name = reply.model_name
+        self.peer_system_name = reply.system_name
+        self.peer_version = reply.protocol_version
+        ours = frozenset(ENGINE_CAPABILITIES)
+        self.capabilities = ours & frozenset(reply.capabilities) if reply.protocol_version >= 1 else frozenset()
+        log.info("connected to %s (%s, PPX extensions v%d: %s)", self.model_name, self.peer_system_name,
+                 self.peer_version, ", ".join(sorted(self.capabilities)) or "none")
+
+    @property
+    def supports_batches(self) -> bool:
+        return m.CAPABILITY_TRACE_BATCH in self.capabilities
+
+    def execute(self, job: Job) -> list[Trace]:
+        """Run one job to completion on this connection."""
+        frame = next(job)
+        while True:
+            reply = self.connection.request(frame)
+            try:
+                frame = job.send(reply)
+            except StopIteration as done:
+                return done.value
+
+    def run(self, controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Trace:
+        return self.execute(trace_job(controller, observations))[0]
+
+    def prior(self, num_traces: int, observations: Optional[Observations] = None,
+              batch_size: int = 64) -> list[Trace]:
+        """Prior traces: batched and pipelined when the simulator supports it, else one by one."""
+        if not self.supports_batches:
+            return [self.run(PRIOR, observations) for _ in range(num_traces)]
+        traces: list[Trace] = []
+        remaining = num_traces
+        job: Optional[Job] = None
+        while remaining > 0 or job is not None:
+            reply = self.connection.receive(waiting_for="TraceBatch") if job is not None else None
+            next_job = None
+            if remaining > 0:  # ask for the next batch before unpacking this one
+                size = min(batch_size, remaining)
+                remaining -= size
+                next_job = batch_job(size, observations)
+                self.connection.send(next(next_job))
+            if job is not None:
+                try:
+                    job.send(reply)
+                except StopIteration as done:
+                    traces.extend(done.value)
+            job = next_job
+        return traces
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> "RemoteSimulator":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
