@@ -9,7 +9,8 @@ connection; ``SimulatorPool`` interleaves jobs over many.
 from __future__ import annotations
 
 import logging
-from typing import Generator, Mapping, Optional
+import time
+from typing import Callable, Generator, Mapping, Optional
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ppx import codec
 from ppx import messages as m
 from ppx.batch import unpack
 from ppx.distributions import BY_TYPE_ID, from_wire
-from ppx.errors import ProtocolError, SimulatorError
+from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError
 from ppx.transport import Connection
 
 log = logging.getLogger(__name__)
@@ -113,24 +114,41 @@ class RemoteSimulator:
     """
 
     def __init__(self, address: str, timeout: float = 30.0, handshake_timeout: Optional[float] = None,
-                 system_name: str = "ppx-engine") -> None:
+                 system_name: str = "ppx-engine", alive: Optional[Callable[[], bool]] = None) -> None:
         self.connection = Connection(address, timeout)
         self.system_name = system_name
         self.model_name = ""
         self.peer_system_name = ""
         self.peer_version = 0
         self.capabilities: frozenset[str] = frozenset()
-        self.handshake(handshake_timeout)
+        try:
+            self.handshake(handshake_timeout, alive)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def address(self) -> str:
         return self.connection.address
 
-    def handshake(self, timeout: Optional[float] = None) -> None:
-        """Exchange names, versions and capabilities; extensions need both sides to announce them."""
+    def handshake(self, timeout: Optional[float] = None, alive: Optional[Callable[[], bool]] = None) -> None:
+        """Exchange names, versions and capabilities; extensions need both sides to announce them.
+
+        ``alive``, when given, is polled while waiting so that a simulator process
+        that exits during start-up is reported at once rather than at the timeout.
+        """
+        limit = self.connection.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         self.connection.send(codec.encode(
             m.Handshake(self.system_name, m.PROTOCOL_VERSION, ENGINE_CAPABILITIES)))
-        reply = codec.decode(self.connection.receive(timeout, waiting_for="HandshakeResult"))
+        while not self.connection.poll(min(0.1, max(0.0, deadline - time.monotonic()))):
+            if alive is not None and not alive():
+                raise ProtocolError(f"simulator for {self.address} exited before answering the Handshake")
+            if time.monotonic() >= deadline:
+                self.connection.reset()
+                raise ProtocolTimeout(f"simulator at {self.address} did not answer the Handshake within "
+                                      f"{limit:g} s (is it running, and listening on that address?)")
+        reply = codec.decode(self.connection.receive(0))
         if not isinstance(reply, m.HandshakeResult):
             raise _unexpected(reply, "to the Handshake")
         self.absorb_handshake(reply)

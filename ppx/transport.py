@@ -81,6 +81,10 @@ class Connection:
         self._socket.send(frame, copy=len(frame) < 65536)
         self._awaiting = True
 
+    def poll(self, timeout: float) -> bool:
+        """Whether the reply has arrived within ``timeout`` seconds (the request stays pending)."""
+        return bool(self._socket.poll(int(timeout * 1000)))
+
     def receive(self, timeout: Optional[float] = None, waiting_for: str = "a reply") -> bytes:
         """The reply to the last request; after ``timeout`` seconds the socket is reset and
         ``ProtocolTimeout`` raised."""

@@ -1,0 +1,239 @@
+"""A pool of simulator processes launched and supervised by the engine.
+
+``SimulatorPool("python -m simulators.gaussian", workers=4)`` starts four copies,
+each on its own ipc address, and interleaves jobs over them with one poller. A
+copy that dies or stops answering is killed and restarted; the trace it was in
+the middle of is dropped, counted in ``dropped``, and run again elsewhere, so a
+run always completes with every trace it asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+import sys
+import time
+from collections import deque
+from typing import Callable, Optional, Sequence
+
+import zmq
+
+from inference.controllers import PRIOR, Controller
+from inference.remote import Job, Observations, RemoteSimulator, batch_job, trace_job
+from inference.trace import Trace
+from ppx.errors import ProtocolError
+from ppx.transport import fresh_ipc_address
+
+log = logging.getLogger(__name__)
+
+ADDRESS_PLACEHOLDER = "{address}"
+
+
+def simulator_argv(command: str | Sequence[str], address: str) -> list[str]:
+    """The command line for one copy: ``{address}`` is replaced, else ``--address ADDR`` appended.
+
+    A command starting with ``python`` or ``python3`` runs under the engine's own
+    interpreter, so a simulator launched from a virtual environment sees its packages.
+    """
+    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    if not argv:
+        raise ValueError("simulator command is empty")
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    if any(ADDRESS_PLACEHOLDER in arg for arg in argv):
+        return [arg.replace(ADDRESS_PLACEHOLDER, address) for arg in argv]
+    return argv + ["--address", address]
+
+
+class _Worker:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: Optional[subprocess.Popen] = None
+        self.simulator: Optional[RemoteSimulator] = None
+        self.job: Optional[Job] = None
+        self.job_index = -1
+        self.deadline = 0.0
+        self.address = ""
+
+
+class SimulatorPool:
+    """``workers`` copies of a simulator command, supervised and used together.
+
+    Args:
+        command: the simulator's command line (string or argv list).
+        workers: how many copies to run.
+        timeout: seconds a copy may take to answer one request before it is
+            declared hung and restarted.
+        startup_timeout: seconds a new copy may take to answer its Handshake.
+        max_restarts: give up (``ProtocolError``) after this many restarts in one pool.
+    """
+
+    def __init__(self, command: str | Sequence[str], workers: int = 2, *, timeout: float = 30.0,
+                 startup_timeout: float = 60.0, max_restarts: int = 100) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.command = command
+        self.timeout = timeout
+        self.startup_timeout = startup_timeout
+        self.max_restarts = max_restarts
+        self.restarts = 0
+        self.dropped = 0
+        self._workers = [_Worker(i) for i in range(workers)]
+        try:
+            for worker in self._workers:
+                self._spawn(worker)
+            for worker in self._workers:
+                self._connect(worker)
+        except BaseException:
+            self.close()
+            raise
+
+    def _spawn(self, worker: _Worker) -> None:
+        worker.address = fresh_ipc_address(f"ppx-worker{worker.index}")
+        worker.process = subprocess.Popen(simulator_argv(self.command, worker.address),
+                                          stdin=subprocess.DEVNULL, stdout=_child_stdout())
+
+    def _connect(self, worker: _Worker) -> None:
+        process = worker.process
+        try:
+            worker.simulator = RemoteSimulator(worker.address, timeout=self.timeout,
+                                               handshake_timeout=self.startup_timeout,
+                                               alive=lambda: process.poll() is None)
+        except ProtocolError as err:
+            command = shlex.join(simulator_argv(self.command, worker.address))
+            if process.poll() is not None:
+                raise ProtocolError(f"simulator `{command}` exited with code {process.returncode} "
+                                    f"before answering its Handshake") from None
+            raise ProtocolError(f"simulator `{command}`: {err}") from None
+
+    def _restart(self, worker: _Worker, why: str) -> None:
+        self.restarts += 1
+        log.warning("simulator copy %d %s; restarting it (restart %d)", worker.index, why, self.restarts)
+        if self.restarts > self.max_restarts:
+            raise ProtocolError(f"simulators were restarted {self.restarts} times; giving up ({why})")
+        self._stop(worker)
+        self._spawn(worker)
+        self._connect(worker)
+
+    @staticmethod
+    def _stop(worker: _Worker) -> None:
+        if worker.simulator is not None:
+            worker.simulator.close()
+            worker.simulator = None
+        if worker.process is not None and worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+
+    @property
+    def workers(self) -> int:
+        return len(self._workers)
+
+    @property
+    def processes(self) -> list[subprocess.Popen]:
+        return [worker.process for worker in self._workers]
+
+    @property
+    def supports_batches(self) -> bool:
+        return all(worker.simulator.supports_batches for worker in self._workers)
+
+    @property
+    def model_name(self) -> str:
+        return self._workers[0].simulator.model_name
+
+    def execute(self, jobs: Sequence[Callable[[], Job]],
+                on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[list[Trace]]:
+        """Run every job, interleaved over the copies; ``jobs[i]()`` makes job i afresh
+        (it is made again if its copy fails). Results come back in job order."""
+        results: list[Optional[list[Trace]]] = [None] * len(jobs)
+        queue = deque(range(len(jobs)))
+        poller = zmq.Poller()
+        busy: dict[zmq.Socket, _Worker] = {}
+
+        def start(worker: _Worker) -> None:
+            index = queue.popleft()
+            worker.job, worker.job_index = jobs[index](), index
+            worker.simulator.connection.send(next(worker.job))
+            worker.deadline = time.monotonic() + self.timeout
+            busy[worker.simulator.connection.socket] = worker
+            poller.register(worker.simulator.connection.socket, zmq.POLLIN)
+
+        def release(worker: _Worker) -> None:
+            socket = worker.simulator.connection.socket if worker.simulator else None
+            if socket in busy:
+                poller.unregister(socket)
+                del busy[socket]
+            worker.job = None
+
+        try:
+            for worker in self._workers:
+                if queue:
+                    start(worker)
+            while busy:
+                for socket, _ in poller.poll(200):
+                    worker = busy[socket]
+                    reply = worker.simulator.connection.receive(0)
+                    try:
+                        frame = worker.job.send(reply)
+                    except StopIteration as done:
+                        results[worker.job_index] = done.value
+                        release(worker)
+                        if on_done is not None:
+                            on_done(done.value)
+                        if queue:
+                            start(worker)
+                        continue
+                    worker.simulator.connection.send(frame)
+                    worker.deadline = time.monotonic() + self.timeout
+                now = time.monotonic()
+                for worker in list(busy.values()):
+                    died = worker.process.poll() is not None
+                    if died or now > worker.deadline:
+                        why = (f"exited with code {worker.process.returncode}" if died
+                               else f"sent nothing for {self.timeout:g} s")
+                        queue.appendleft(worker.job_index)
+                        release(worker)
+                        self.dropped += 1
+                        self._restart(worker, why)
+                        start(worker)
+        finally:
+            for worker in list(busy.values()):
+                release(worker)
+                if worker.simulator is not None:
+                    worker.simulator.connection.reset()
+        return results  # type: ignore[return-value]
+
+    def run(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
+            on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
+        """One engine-driven trace per controller, in parallel over the copies."""
+        jobs = [(lambda c=c: trace_job(c, observations)) for c in controllers]
+        return [traces[0] for traces in self.execute(jobs, on_done)]
+
+    def prior(self, num_traces: int, observations: Optional[Observations] = None, batch_size: int = 64,
+              on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
+        """Prior traces, in batches sampled by the simulators when they all support it."""
+        if not self.supports_batches:
+            return self.run([PRIOR] * num_traces, observations, on_done)
+        sizes = [batch_size] * (num_traces // batch_size)
+        if num_traces % batch_size:
+            sizes.append(num_traces % batch_size)
+        jobs = [(lambda size=size: batch_job(size, observations)) for size in sizes]
+        return [trace for traces in self.execute(jobs, on_done) for trace in traces]
+
+    def close(self) -> None:
+        for worker in self._workers:
+            self._stop(worker)
+
+    def __enter__(self) -> "SimulatorPool":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _child_stdout() -> int:
+    """Where a simulator's stdout goes: our stderr, so that `--json` output on stdout stays clean."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a replaced stream, e.g. under pytest capture
+        return subprocess.DEVNULL
