@@ -42,7 +42,7 @@ def as_result_array(value: Any) -> Optional[np.ndarray]:
         return None
 
 
-def _value_tensor(value: np.ndarray, distribution: torch.distributions.Distribution) -> torch.Tensor:
+def value_tensor(value: np.ndarray, distribution: torch.distributions.Distribution) -> torch.Tensor:
     """A value from the wire in the dtype the distribution's own samples have."""
     kind = kind_of(distribution)
     if kind.name == "Categorical":
@@ -82,7 +82,7 @@ class _Forward(Handler):
         if site.kind == m.RECORD_SAMPLE:
             wire = m.WireDistribution(*to_wire(site.distribution))
             reply = self._exchange(m.Sample(site.address, site.name, wire, site.control), m.SampleResult)
-            site.value = _value_tensor(reply.result, site.distribution)
+            site.value = value_tensor(reply.result, site.distribution)
         elif site.kind == m.RECORD_OBSERVE:
             wire = m.WireDistribution(*to_wire(site.distribution))
             value = None if site.value is None else _wire_value(site.value)

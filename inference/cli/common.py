@@ -1,0 +1,121 @@
+"""Flags shared by every ``ppx`` subcommand, and the helpers that act on them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+
+from inference.local import LocalSimulator
+from inference.observations import as_observations, load_observation_file, parse_observe_argument
+from inference.pool import SimulatorPool
+from inference.remote import RemoteSimulator
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, num_traces: int) -> None:
+    """The conventions every subcommand shares: where the simulator is, how much, what is observed."""
+    where = parser.add_argument_group("simulator (one of)")
+    where.add_argument("--address", help="connect to a running simulator at this ZeroMQ endpoint "
+                                         "(e.g. ipc:///tmp/sim.sock or tcp://127.0.0.1:5555)")
+    where.add_argument("--simulator", metavar="CMD",
+                       help="launch copies of this simulator command, each given its own address "
+                            "(appended as --address ADDR, or substituted for {address})")
+    where.add_argument("--model", metavar="MODULE:FUNCTION",
+                       help="run a Python model in this process, e.g. simulators.gaussian:model")
+    parser.add_argument("--workers", type=_positive_int, default=1,
+                        help="copies of --simulator to run in parallel (default 1)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds a simulator may take to answer before it counts as hung (default 30)")
+    parser.add_argument("-n", "--num-traces", type=_positive_int, default=num_traces,
+                        help=f"number of traces (default {num_traces})")
+    parser.add_argument("--observe", action="append", default=[], metavar="NAME=VALUE",
+                        help="observed value for the observe statement NAME (repeatable; VALUE a "
+                             "number or JSON list)")
+    parser.add_argument("--observe-file", metavar="FILE",
+                        help="observations from a JSON object, .npz or HDF5 file (one entry per name)")
+    parser.add_argument("--out", metavar="PATH", help="where to write the run's output file")
+    parser.add_argument("--json", action="store_true",
+                        help="print the run's summary as one JSON object on stdout")
+    parser.add_argument("--seed", type=int, help="seed the engine's random choices")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def observations_from(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    observations = load_observation_file(args.observe_file) if args.observe_file else {}
+    for item in args.observe:
+        name, value = parse_observe_argument(item)
+        observations[name] = value
+    return as_observations(observations)
+
+
+def _load_model(spec: str) -> Any:
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ValueError(f"--model expects MODULE:FUNCTION (e.g. simulators.gaussian:model), got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"--model {spec}: cannot import module {module_name!r}: {err}") from err
+    model = getattr(module, function_name, None)
+    if not callable(model):
+        raise ValueError(f"--model {spec}: module {module_name!r} has no function {function_name!r}")
+    return model
+
+
+@contextmanager
+def open_simulator(args: argparse.Namespace) -> Iterator[Any]:
+    """The simulator the flags name: a connection, a launched pool, or an in-process model."""
+    chosen = [flag for flag in ("address", "simulator", "model") if getattr(args, flag)]
+    if len(chosen) != 1:
+        raise ValueError("give exactly one of --address ADDR, --simulator CMD or --model MODULE:FUNCTION "
+                         "(e.g. --simulator 'python -m simulators.gaussian')"
+                         + (f"; got {', '.join('--' + c for c in chosen)}" if chosen else ""))
+    if args.address:
+        simulator: Any = RemoteSimulator(args.address, timeout=args.timeout)
+    elif args.simulator:
+        simulator = SimulatorPool(args.simulator, workers=args.workers, timeout=args.timeout)
+    else:
+        simulator = LocalSimulator(_load_model(args.model))
+    try:
+        yield simulator
+    finally:
+        simulator.close()
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def emit(args: argparse.Namespace, summary: dict[str, Any], table: str) -> None:
+    """The run's result on stdout: one JSON object with ``--json``, else a readable table."""
+    if args.json:
+        json.dump(summary, sys.stdout, default=_jsonable)
+        sys.stdout.write("\n")
+    else:
+        print(table)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,0 +1,57 @@
+"""``ppx posterior``: posterior inference by importance sampling or Metropolis-Hastings."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator
+from inference.importance import importance_sampling
+from inference.mcmc import metropolis_hastings
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "posterior", help="posterior inference given observations",
+        description="Posterior over the simulator's latent variables given --observe values: importance "
+                    "sampling with prior proposals (is), random-walk Metropolis-Hastings (rmh) or "
+                    "lightweight Metropolis-Hastings (lmh). --out writes an ArviZ netCDF file.")
+    add_common_arguments(parser, num_traces=1000)
+    parser.add_argument("--engine", choices=("is", "rmh", "lmh"), default="is",
+                        help="inference engine (default is)")
+    parser.add_argument("--batch-size", type=int, default=64, help="traces per message for prior IS")
+    parser.add_argument("--chains", type=int, help="MCMC chains (default: one per worker)")
+    parser.add_argument("--burn-in", type=int, help="MCMC steps discarded per chain (default a tenth)")
+    parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th MCMC step (default 1)")
+    parser.add_argument("--step-scale", type=float, default=0.5,
+                        help="RMH random-walk step in prior standard deviations (default 0.5)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    observations = observations_from(args)
+    started = time.perf_counter()
+    with open_simulator(args) as simulator:
+        if args.engine == "is":
+            if args.seed is not None:
+                import torch
+                torch.manual_seed(args.seed)
+            posterior = importance_sampling(simulator, args.num_traces, observations,
+                                            batch_size=args.batch_size, progress=not args.quiet)
+        else:
+            posterior = metropolis_hastings(simulator, args.num_traces, observations, kernel=args.engine,
+                                            chains=args.chains, burn_in=args.burn_in, thin=args.thin,
+                                            scale=args.step_scale, seed=args.seed, progress=not args.quiet)
+        dropped = getattr(simulator, "dropped", 0)
+    seconds = time.perf_counter() - started
+    summary = posterior.summary()
+    summary.update(traces=posterior.num_traces, seconds=seconds,
+                   traces_per_second=posterior.num_traces / seconds)
+    if dropped:
+        summary["dropped_traces"] = dropped
+    if args.out:
+        posterior.save(args.out)
+        summary["out"] = args.out
+    emit(args, summary, posterior.table() + f"\n{posterior.num_traces} traces in {seconds:.2f} s"
+                                            + (f"; posterior written to {args.out}" if args.out else ""))
+    return 0

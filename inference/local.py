@@ -1,0 +1,97 @@
+"""Run a Python model in the engine's own process, with the same interface as a remote simulator.
+
+The engine's handler answers each ``sample`` with its controller's choice and
+records the trace directly, so in-process and remote inference share every
+algorithm. This is also the baseline the PPX benchmarks compare against.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from inference.controllers import PRIOR, Controller, draw_from_prior
+from inference.remote import Observations
+from inference.trace import Trace
+from ppx.distributions import kind_of
+from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE
+from ppx.runtime import Handler, Site, run_model
+from ppx.simulator import as_result_array, value_tensor
+
+
+def _as_array(value: torch.Tensor) -> np.ndarray:
+    return value.detach().cpu().numpy().astype(np.float64, copy=False)
+
+
+class _Control(Handler):
+    def __init__(self, controller: Controller, observations: Observations) -> None:
+        self.controller = controller
+        self.observations = observations
+        self.trace = Trace()
+
+    def process(self, site: Site) -> None:
+        trace = self.trace
+        if site.kind == RECORD_SAMPLE:
+            distribution = site.distribution
+            if site.control:
+                key = f"{site.address}__{kind_of(distribution).name}__{trace.next_instance(site.address)}"
+                value, proposal_log_prob = self.controller.choose(trace, key, site.name, distribution)
+            else:
+                value, proposal_log_prob = draw_from_prior(distribution), None
+            site.value = value_tensor(value, distribution)
+            trace.add(RECORD_SAMPLE, site.address, site.name, value, distribution=distribution,
+                      control=site.control, proposal_log_prob=proposal_log_prob)
+        elif site.kind == RECORD_OBSERVE:
+            observed = self.observations.get(site.name) if site.name else None
+            if observed is not None:
+                value = observed
+            elif site.value is not None:
+                value = _as_array(site.value)
+            else:
+                value = draw_from_prior(site.distribution)
+            trace.add(RECORD_OBSERVE, site.address, site.name, value, distribution=site.distribution,
+                      observed=observed is not None)
+        else:
+            trace.add(site.kind, site.address, site.name, _as_array(site.value))
+
+
+class LocalSimulator:
+    """A Python model run in this process (no sockets).
+
+    Args:
+        model: a function of no arguments using ``ppx.sample``/``observe``/``tag``.
+    """
+
+    def __init__(self, model: Callable[[], Any]) -> None:
+        self.model = model
+        self.model_name = getattr(model, "__name__", "model")
+
+    def run(self, controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Trace:
+        with _Control(controller, observations or {}) as handler:
+            result = run_model(self.model)
+        handler.trace.result = as_result_array(result)
+        return handler.trace
+
+    def run_many(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
+                 on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
+        traces = []
+        for controller in controllers:
+            traces.append(self.run(controller, observations))
+            if on_done is not None:
+                on_done(traces[-1:])
+        return traces
+
+    def prior(self, num_traces: int, observations: Optional[Observations] = None, batch_size: int = 64,
+              on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
+        return self.run_many([PRIOR] * num_traces, observations, on_done)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "LocalSimulator":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass

@@ -1,0 +1,194 @@
+"""Single-site Metropolis-Hastings over simulator traces: lightweight MH and random-walk MH.
+
+Each step picks one controlled sample of the current trace uniformly, proposes a
+new value for it, and re-runs the simulator, reusing every other earlier value
+whose address key recurs (and is still in the support) and drawing the rest
+from the prior. The acceptance ratio accounts for the change in the number of
+sites and for the prior densities of dropped and freshly drawn choices
+(Wingate, Stuhlmüller and Goodman, 2011). ``lmh`` proposes the chosen site from
+its prior; ``rmh`` takes a Gaussian random-walk step in the site's unconstrained
+space (discrete sites fall back to the prior). ``control=False`` choices are
+redrawn from the prior on every run and cancel out of the ratio.
+
+Chains run side by side: on a ``SimulatorPool`` each round's steps run in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Optional
+
+import numpy as np
+import torch
+from torch.distributions import biject_to
+from tqdm.auto import tqdm
+
+from inference.controllers import PRIOR, Replay, draw_from_prior
+from inference.observations import as_observations, check_observed_names
+from inference.posterior import Posterior
+from inference.trace import Choice, Trace
+from ppx.messages import RECORD_SAMPLE
+
+log = logging.getLogger(__name__)
+
+Kernel = Literal["lmh", "rmh"]
+
+
+def _controlled(trace: Trace) -> dict[str, Choice]:
+    return {c.key: c for c in trace.choices if c.kind == RECORD_SAMPLE and c.control}
+
+
+def _log_joint(trace: Trace) -> float:
+    """log density of the controlled choices and the observations (uncontrolled ones cancel)."""
+    return trace.log_likelihood + sum(c.log_prob for c in trace.choices
+                                      if c.kind == RECORD_SAMPLE and c.control)
+
+
+def _is_discrete(distribution: torch.distributions.Distribution) -> bool:
+    return bool(distribution.support.is_discrete)
+
+
+def random_walk(choice: Choice, scale: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A Gaussian step in the unconstrained space of a continuous site.
+
+    Returns the new value and log q(old | new) - log q(new | old), which is the
+    change in the log Jacobian of the map from unconstrained to constrained values.
+    """
+    distribution = choice.distribution
+    transform = biject_to(distribution.support)
+    old = torch.as_tensor(choice.value, dtype=torch.float64)
+    unconstrained = transform.inv(old)
+    step_scale = scale * (float(distribution.stddev.mean()) if distribution.support == torch.distributions.constraints.real
+                          else 1.0)
+    noise = torch.as_tensor(rng.normal(size=tuple(unconstrained.shape)), dtype=torch.float64)
+    moved = unconstrained + step_scale * noise
+    new = transform(moved)
+    jacobian_change = (transform.log_abs_det_jacobian(moved, new).sum()
+                       - transform.log_abs_det_jacobian(unconstrained, old).sum())
+    return new.numpy(), float(jacobian_change)
+
+
+@dataclass
+class _Step:
+    target: Choice
+    proposed: np.ndarray
+    kernel_log_ratio: float
+    replay: Replay
+
+
+class _Chain:
+    def __init__(self, trace: Trace, kernel: Kernel, scale: float, rng: np.random.Generator) -> None:
+        self.trace = trace
+        self.kernel = kernel
+        self.scale = scale
+        self.rng = rng
+        self.accepted = 0
+        self.steps = 0
+        self.pending: Optional[_Step] = None
+
+    def propose(self):
+        """The controller for the next run, or None when the trace has no controlled sample."""
+        sites = _controlled(self.trace)
+        if not sites:
+            self.pending = None
+            return PRIOR
+        target = list(sites.values())[self.rng.integers(len(sites))]
+        if self.kernel == "rmh" and not _is_discrete(target.distribution):
+            proposed, kernel_log_ratio = random_walk(target, self.scale, self.rng)
+        else:
+            proposed = draw_from_prior(target.distribution)
+            # log q(old|new) - log q(new|old) for a prior proposal at this site.
+            value_old = torch.as_tensor(target.value, dtype=torch.float64)
+            value_new = torch.as_tensor(proposed, dtype=torch.float64)
+            kernel_log_ratio = float(target.distribution.log_prob(value_old).sum()
+                                     - target.distribution.log_prob(value_new).sum())
+        replay = Replay({key: c.value for key, c in sites.items()}, target.key, proposed)
+        self.pending = _Step(target, proposed, kernel_log_ratio, replay)
+        return replay
+
+    def settle(self, candidate: Trace) -> None:
+        """Accept or reject ``candidate``, the run made with the last proposal."""
+        self.steps += 1
+        step = self.pending
+        if step is None:
+            self.trace = candidate
+            return
+        old_sites, new_sites = _controlled(self.trace), _controlled(candidate)
+        stale = sum(c.log_prob for key, c in old_sites.items()
+                    if key != step.target.key and key not in step.replay.reused)
+        fresh = sum(new_sites[key].log_prob for key in step.replay.fresh if key in new_sites)
+        log_accept = (_log_joint(candidate) - _log_joint(self.trace)
+                      + math.log(len(old_sites)) - math.log(max(len(new_sites), 1))
+                      + step.kernel_log_ratio + stale - fresh)
+        if math.log(self.rng.random()) < log_accept:
+            self.trace = candidate
+            self.accepted += 1
+
+
+def metropolis_hastings(
+    simulator: Any,
+    num_traces: int,
+    observations: Optional[Mapping[str, Any]] = None,
+    *,
+    kernel: Kernel = "rmh",
+    chains: Optional[int] = None,
+    burn_in: Optional[int] = None,
+    thin: int = 1,
+    scale: float = 0.5,
+    initial_traces: int = 100,
+    seed: Optional[int] = None,
+    progress: bool = False,
+) -> Posterior:
+    """Equally weighted posterior samples from single-site MH chains.
+
+    Args:
+        simulator: a ``RemoteSimulator``, ``SimulatorPool`` or ``LocalSimulator``.
+        num_traces: samples to keep, over all chains, after burn-in and thinning.
+        observations: observed values by the name of their ``observe`` statement.
+        kernel: ``"rmh"`` (random walk for continuous sites) or ``"lmh"`` (prior proposals).
+        chains: independent chains; default one per pool worker (1 otherwise).
+        burn_in: steps per chain discarded first; default a tenth of the kept steps.
+        thin: keep every ``thin``-th step.
+        scale: random-walk step, in prior standard deviations for real-valued
+            sites and in unconstrained units otherwise.
+        initial_traces: each chain starts from the most probable of this many
+            prior traces (shortens burn-in).
+        seed: seeds the engine's random choices (numpy and torch).
+    """
+    if kernel not in ("lmh", "rmh"):
+        raise ValueError(f"kernel must be 'lmh' or 'rmh', got {kernel!r}")
+    if num_traces < 1 or thin < 1:
+        raise ValueError(f"num_traces and thin must be at least 1, got {num_traces} and {thin}")
+    observations = as_observations(observations)
+    rng = np.random.default_rng(seed)
+    if seed is not None:
+        torch.manual_seed(seed)
+    chains = chains or getattr(simulator, "workers", 1)
+    kept_per_chain = math.ceil(num_traces / chains)
+    burn_in = kept_per_chain * thin // 10 if burn_in is None else burn_in
+    steps_per_chain = burn_in + kept_per_chain * thin
+
+    starts = simulator.prior(max(initial_traces, chains), observations)
+    check_observed_names(starts, observations)
+    ranked = sorted(starts, key=_log_joint, reverse=True)
+    chain_states = [_Chain(ranked[i], kernel, scale, np.random.default_rng(rng.integers(2 ** 63)))
+                    for i in range(chains)]
+
+    kept: list[Trace] = []
+    chain_index: list[int] = []
+    with tqdm(total=steps_per_chain * chains, disable=not progress, unit="step", desc=kernel) as bar:
+        for step in range(steps_per_chain):
+            candidates = simulator.run_many([c.propose() for c in chain_states], observations)
+            for index, (chain, candidate) in enumerate(zip(chain_states, candidates)):
+                chain.settle(candidate)
+                if step >= burn_in and (step - burn_in) % thin == 0:
+                    kept.append(chain.trace)
+                    chain_index.append(index)
+            bar.update(chains)
+    acceptance = sum(c.accepted for c in chain_states) / max(1, sum(c.steps for c in chain_states))
+    log.info("%s acceptance rate %.3f over %d chains", kernel, acceptance, chains)
+    posterior = Posterior(kept, None, chain=np.asarray(chain_index), engine=kernel)
+    posterior.acceptance_rate = acceptance
+    return posterior
