@@ -25,7 +25,7 @@ import math
 import os
 import tempfile
 import warnings
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -61,59 +61,49 @@ def _log_mean_exp(log_values: np.ndarray) -> float:
 
 
 class _Column:
-    """Which traces hold one variable, and its value in each of them."""
+    """Which traces hold one variable (``index``), and its value in each of them."""
 
     __slots__ = ("index", "raw", "_stacked")
 
-    def __init__(self) -> None:
-        self.index: list[int] = []
-        self.raw: list[Any] = []
+    def __init__(self, index: list[int], raw: list[Any]) -> None:
+        self.index = np.asarray(index, dtype=np.int64)
+        self.raw = raw
         self._stacked: Optional[np.ndarray] = None
-
-    def append(self, trace_index: int, value: Any) -> None:
-        self.index.append(trace_index)
-        self.raw.append(value)
-
-    def freeze(self) -> None:
-        self.index = np.asarray(self.index, dtype=np.int64)
 
     def stacked(self, var: str) -> np.ndarray:
         """The values as one ``(m, *shape)`` float64 array."""
         if self._stacked is None:
-            arrays = [np.asarray(value, dtype=np.float64) for value in self.raw]
-            shapes = {array.shape for array in arrays}
-            if len(shapes) > 1:
+            try:
+                self._stacked = np.array(self.raw, dtype=np.float64)
+            except ValueError as err:
+                shapes = sorted({np.shape(value) for value in self.raw})
                 raise ValueError(f"variable {var!r} has different shapes in different traces "
-                                 f"({sorted(shapes)}); read them from the traces one by one")
-            self._stacked = np.stack(arrays)
+                                 f"({shapes}); read them from the traces one by one") from err
         return self._stacked
 
 
+def _columns(pairs_per_trace: Iterable[Iterable[tuple[str, Any]]]) -> dict[str, _Column]:
+    """Columns from the ``(variable, value)`` pairs of each trace, in trace order."""
+    index: dict[str, list[int]] = {}
+    raw: dict[str, list[Any]] = {}
+    for i, pairs in enumerate(pairs_per_trace):
+        for var, value in pairs:
+            if var in raw:
+                raw[var].append(value)
+                index[var].append(i)
+            else:
+                raw[var] = [value]
+                index[var] = [i]
+    return {var: _Column(index[var], raw[var]) for var in raw}
+
+
 def _collect_named(traces: Sequence[Trace]) -> dict[str, _Column]:
-    columns: dict[str, _Column] = {}
-    for i, trace in enumerate(traces):
-        for name, value in trace.variables().items():
-            column = columns.get(name)
-            if column is None:
-                column = columns[name] = _Column()
-            column.append(i, value)
-    for column in columns.values():
-        column.freeze()
-    return columns
+    return _columns(trace.variables().items() for trace in traces)
 
 
 def _collect_keys(traces: Sequence[Trace]) -> dict[str, _Column]:
-    columns: dict[str, _Column] = {}
-    for i, trace in enumerate(traces):
-        for choice in trace.choices:
-            if choice.kind == RECORD_SAMPLE:
-                column = columns.get(choice.key)
-                if column is None:
-                    column = columns[choice.key] = _Column()
-                column.append(i, choice.value)
-    for column in columns.values():
-        column.freeze()
-    return columns
+    return _columns(((c.key, c.value) for c in trace.choices if c.kind == RECORD_SAMPLE)
+                    for trace in traces)
 
 
 def _check_log_weights(log_weights: np.ndarray, count: int) -> np.ndarray:
@@ -186,6 +176,43 @@ def _element_names(var: str, shape: tuple[int, ...]) -> list[str]:
     if not shape:
         return [var]
     return [f"{var}[{','.join(map(str, index))}]" for index in np.ndindex(*shape)]
+
+
+def _cell(value: Any, width: int) -> str:
+    if value is None:
+        return "-".rjust(width)
+    if isinstance(value, float):
+        return f"{value:{width}.5g}"
+    return str(value).rjust(width)
+
+
+def _percent(fraction: Optional[float]) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+_TABLE_COLUMNS = ("mean", "std", "ess", "presence", "truth")
+
+
+def _format_table(summary: dict[str, Any]) -> str:
+    """Fixed-width text for a ``Posterior.summary()``."""
+    header = (f"engine {summary['engine']}  traces {summary['num_traces']}  "
+              f"ESS {_cell(summary['ess'], 0)} ({_percent(summary['ess_fraction'])})  "
+              f"k-hat {_cell(summary['khat'], 0)}  "
+              f"log evidence {_cell(summary['log_evidence'], 0)}")
+    names = list(summary["variables"]) or ["variable"]
+    name_width = max(len("variable"), *(len(name) for name in names))
+    columns = [c for c in _TABLE_COLUMNS
+               if c != "truth" or any("truth" in e for e in summary["variables"].values())]
+    lines = [header, "variable".ljust(name_width) + "".join(c.rjust(12) for c in columns)]
+    for name, entry in summary["variables"].items():
+        if "shape" in entry:
+            shape = "varies" if entry["shape"] is None else tuple(entry["shape"])
+            lines.append(f"{name.ljust(name_width)}  shape {shape}, presence "
+                         f"{_cell(entry['presence'], 0)}")
+        else:
+            lines.append(name.ljust(name_width)
+                         + "".join(_cell(entry.get(c), 12) for c in columns))
+    return "\n".join(lines)
 
 
 class Posterior:
@@ -293,7 +320,7 @@ class Posterior:
 
     def presence(self, var: str) -> float:
         """Posterior probability that ``var`` exists in a trace."""
-        return float(self._weights[self._column(var).index].sum())
+        return min(1.0, float(self._weights[self._column(var).index].sum()))
 
     # ---- statistics (conditional on the variable existing) -----------------------------
 
@@ -373,8 +400,9 @@ class Posterior:
     def khat(self) -> Optional[float]:
         """PSIS Pareto k-hat of the importance weights (None when equally weighted).
 
-        Below 0.5 the weights are fine, up to 0.7 usable, above that unreliable;
-        ``inf`` means too few traces to estimate it.
+        Below 0.5 the weights are fine, up to 0.7 usable, above that unreliable
+        (a warning is logged when the posterior is built). ``inf`` means too few
+        traces to estimate it; identical weights have no tail and get 0.
         """
         return self._khat
 
@@ -461,9 +489,7 @@ class Posterior:
 
     def table(self, truth: Optional[dict[str, Any]] = None) -> str:
         """The summary as a fixed-width text table."""
-        from inference._posterior_table import format_table  # noqa: F401  (see below)
-
-        return format_table(self.summary(truth))
+        return _format_table(self.summary(truth))
 
     # ---- ArviZ -------------------------------------------------------------------------
 
