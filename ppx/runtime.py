@@ -145,14 +145,22 @@ def scope(prefix: str) -> Iterator[None]:
         _SCOPES.pop()
 
 
+def _pyro_sites_as_ppx() -> Any:
+    from ppx.pyro_bridge import PyroToPPX  # pyro's handler machinery, only when models run
+
+    return PyroToPPX()
+
+
 def run_model(model: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call ``model``, making it the root of the call paths that name unnamed sites."""
+    """Call ``model`` with ``pyro.sample`` sites routed through PPX, making it the root of
+    the call paths that name unnamed sites."""
     code = getattr(model, "__code__", None) or getattr(getattr(model, "__call__", None), "__code__", None)
     _ROOTS.append(code)
     saved_scopes = _SCOPES[:]
     _SCOPES.clear()
     try:
-        return model(*args, **kwargs)
+        with _pyro_sites_as_ppx():
+            return model(*args, **kwargs)
     finally:
         _ROOTS.pop()
         _SCOPES[:] = saved_scopes

@@ -1,0 +1,77 @@
+"""Every engine against the Gaussian model's analytic posterior (mean 7.25, std sqrt(1/1.2)).
+
+Tolerances come from the run's own effective sample size: the posterior mean's
+Monte Carlo standard error is std / sqrt(ESS) and the standard deviation's about
+std / sqrt(2 ESS); checks allow 4.5 standard errors (a chance failure rate
+below 1e-5 per check).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from inference.importance import importance_sampling
+from inference.local import LocalSimulator
+from inference.mcmc import metropolis_hastings
+from inference.remote import RemoteSimulator
+from simulators import gaussian
+
+OBSERVED = {"obs0": 8.0, "obs1": 9.0}
+TRUE_MEAN, TRUE_STD = gaussian.posterior([8.0, 9.0])
+
+
+def assert_matches_analytic(mean: float, std: float, ess: float) -> None:
+    assert ess > 30, f"too few effective samples ({ess:.1f}) for a meaningful check"
+    assert abs(mean - TRUE_MEAN) < 4.5 * TRUE_STD / math.sqrt(ess), (mean, ess)
+    assert abs(std - TRUE_STD) < 4.5 * TRUE_STD / math.sqrt(2 * ess), (std, ess)
+
+
+def test_analytic_answer():
+    assert TRUE_MEAN == pytest.approx(7.25)
+    assert TRUE_STD == pytest.approx(math.sqrt(1 / 1.2))
+
+
+def test_importance_sampling_in_process():
+    torch.manual_seed(0)
+    posterior = importance_sampling(LocalSimulator(gaussian.model), 20_000, OBSERVED)
+    assert_matches_analytic(float(posterior.mean("mu")), float(posterior.std("mu")), posterior.ess)
+
+
+def test_importance_sampling_over_ppx_batches(start_simulator):
+    with RemoteSimulator(start_simulator("simulators.gaussian"), handshake_timeout=60) as simulator:
+        posterior = importance_sampling(simulator, 20_000, OBSERVED, batch_size=500)
+    assert posterior.num_traces == 20_000
+    assert_matches_analytic(float(posterior.mean("mu")), float(posterior.std("mu")), posterior.ess)
+
+
+@pytest.mark.parametrize("where", ["in-process", "remote"])
+def test_random_walk_mh(where, start_simulator):
+    simulator = (LocalSimulator(gaussian.model) if where == "in-process"
+                 else RemoteSimulator(start_simulator("simulators.gaussian"), handshake_timeout=60))
+    with simulator:
+        posterior = metropolis_hastings(simulator, 3000, OBSERVED, kernel="rmh", seed=1)
+    ess = float(posterior.variable_ess("mu"))
+    assert 0.2 < posterior.acceptance_rate < 0.9
+    assert_matches_analytic(float(posterior.mean("mu")), float(posterior.std("mu")), ess)
+
+
+def test_lightweight_mh_in_process():
+    # Prior proposals rarely land in this narrow posterior, so many steps are needed.
+    posterior = metropolis_hastings(LocalSimulator(gaussian.model), 20_000, OBSERVED, kernel="lmh",
+                                    seed=2, chains=2)
+    assert_matches_analytic(float(posterior.mean("mu")), float(posterior.std("mu")),
+                            float(posterior.variable_ess("mu")))
+
+
+def test_unknown_observed_name_is_refused():
+    with pytest.raises(ValueError, match=r"'obs9'.*named: obs0, obs1"):
+        importance_sampling(LocalSimulator(gaussian.model), 10, {"obs9": 1.0})
+
+
+def test_non_finite_observation_is_refused():
+    with pytest.raises(ValueError, match="obs0.*NaN"):
+        importance_sampling(LocalSimulator(gaussian.model), 10, {"obs0": np.nan})

@@ -1,0 +1,88 @@
+"""Engine <-> simulator in separate processes, over ipc and tcp, including failures."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from inference.remote import RemoteSimulator
+from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError
+
+
+@pytest.mark.parametrize("transport", ["ipc", "tcp"])
+def test_engine_drives_simulator_process(start_simulator, transport):
+    address = start_simulator("simulators.gaussian", transport)
+    with RemoteSimulator(address, timeout=5, handshake_timeout=60) as simulator:
+        assert simulator.model_name == "model"
+        assert simulator.supports_batches
+        trace = simulator.run(observations={"obs0": np.array(8.0)})
+        assert [c.key for c in trace] == ["mu__Normal__0", "obs0__Normal__0", "obs1__Normal__0"]
+        assert trace.named("obs0").observed and trace.named("obs0").value == 8.0
+        assert not trace.named("obs1").observed
+        assert trace.result == trace.named("mu").value
+        batch = simulator.prior(130, batch_size=64)
+        assert len(batch) == 130
+        mus = np.array([t.named("mu").value for t in batch])
+        assert len(np.unique(mus)) == 130
+
+
+def test_tcp_simulator_binds_loopback_by_default():
+    from ppx.transport import DEFAULT_ADDRESS, Listener
+    assert DEFAULT_ADDRESS.startswith("tcp://127.0.0.1:")
+    listener = Listener("tcp://127.0.0.1:0")
+    try:
+        assert listener.bound_address.startswith("tcp://127.0.0.1:")
+    finally:
+        listener.close()
+
+
+def test_nobody_listening_times_out_with_clear_error(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(ProtocolTimeout, match="did not answer the Handshake within 0.5 s"):
+        RemoteSimulator(f"ipc://{tmp_path}/nobody.sock", handshake_timeout=0.5)
+    assert time.monotonic() - started < 3
+
+
+def test_hung_simulator_times_out_mid_trace(start_simulator):
+    address = start_simulator("tests.inference.faulty_simulators", "ipc", "hang-after", "2")
+    with RemoteSimulator(address, timeout=1.0, handshake_timeout=60) as simulator:
+        simulator.run()
+        started = time.monotonic()
+        with pytest.raises(ProtocolTimeout, match=address):
+            simulator.run()
+        assert time.monotonic() - started < 3
+
+
+def test_simulator_that_never_replies_times_out(start_simulator):
+    address = start_simulator("tests.inference.faulty_simulators", "ipc", "silent")
+    with pytest.raises(ProtocolTimeout):
+        RemoteSimulator(address, handshake_timeout=2.0)
+
+
+def test_model_exception_is_reported_with_its_message(start_simulator):
+    address = start_simulator("tests.inference.faulty_simulators", "ipc", "raise")
+    with RemoteSimulator(address, timeout=5, handshake_timeout=60) as simulator:
+        with pytest.raises(SimulatorError, match="detector geometry file missing"):
+            simulator.run()
+        with pytest.raises(SimulatorError, match="detector geometry file missing"):
+            simulator.prior(3)
+        # The simulator survives its model's failure and keeps answering.
+        simulator.handshake()
+
+
+def test_invalid_distribution_parameters_name_the_site(start_simulator):
+    address = start_simulator("tests.inference.faulty_simulators", "ipc", "bad-params")
+    with RemoteSimulator(address, timeout=5, handshake_timeout=60) as simulator:
+        with pytest.raises(ProtocolError, match=r"address 'x'.*scale"):
+            simulator.run()
+
+
+def test_python_is_replaced_by_the_engines_interpreter():
+    from inference.pool import simulator_argv
+    assert simulator_argv("python -m simulators.gaussian", "ipc:///a") == [
+        sys.executable, "-m", "simulators.gaussian", "--address", "ipc:///a"]
+    assert simulator_argv("./sim {address} --fast", "tcp://127.0.0.1:1") == [
+        "./sim", "tcp://127.0.0.1:1", "--fast"]
