@@ -11,12 +11,16 @@ from tqdm.auto import tqdm
 from inference.controllers import Controller
 from inference.observations import as_observations, check_observed_names
 from inference.posterior import Posterior
+from inference.trace import fill_log_probs
+from ppx.messages import RECORD_OBSERVE
 
 log = logging.getLogger(__name__)
 
 
 def log_weights(traces: list) -> np.ndarray:
     """log p(x, y) - log q(x) per trace; observations whose density is undefined raise ``ValueError``."""
+    fill_log_probs(c for trace in traces for c in trace.choices
+                   if c.kind == RECORD_OBSERVE or c.proposal_log_prob is not None)
     weights = np.empty(len(traces))
     for i, trace in enumerate(traces):
         try:

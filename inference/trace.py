@@ -8,7 +8,8 @@ are asked for.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections import defaultdict
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -191,3 +192,33 @@ class Trace:
         if self.result is not None:
             out["result"] = self.result
         return out
+
+
+def fill_log_probs(choices: Iterable[Choice]) -> None:
+    """Compute the log densities of many choices with one pyro call per group of alike choices.
+
+    Choices with the same distribution kind and parameter and value shapes are
+    stacked into one batched distribution. If a group's parameters are invalid,
+    the choices are evaluated one by one so that the error names the culprit.
+    """
+    groups: dict[tuple, list[Choice]] = defaultdict(list)
+    for choice in choices:
+        wire = choice.wire
+        if choice._log_prob is None and wire is not None:
+            shapes = tuple(np.shape(p) for p in wire.params)
+            groups[(wire.type_id, shapes, np.shape(choice.value))].append(choice)
+    for (type_id, _, _), group in groups.items():
+        if len(group) == 1:
+            group[0].log_prob
+            continue
+        params = tuple(np.stack([c.wire.params[i] for c in group]) for i in range(len(group[0].wire.params)))
+        values = torch.from_numpy(np.stack([np.asarray(c.value, dtype=np.float64) for c in group]))
+        try:
+            log_probs = from_wire(type_id, params).log_prob(values)
+        except ValueError:
+            for choice in group:
+                choice.log_prob  # raises, naming the offending parameters
+            raise
+        totals = log_probs.reshape(len(group), -1).sum(dim=1).tolist()
+        for choice, total in zip(group, totals):
+            choice._log_prob = total
