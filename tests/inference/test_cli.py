@@ -1,0 +1,72 @@
+"""The ``ppx`` command, run as a user runs it: a separate process printing JSON or tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import arviz
+import pytest
+
+from inference.trace_file import read_traces
+from simulators import gaussian
+
+GAUSSIAN = ["--simulator", "python -m simulators.gaussian"]
+OBSERVED = ["--observe", "obs0=8", "--observe", "obs1=9"]
+
+
+def ppx(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inference", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_posterior_json_summary_matches_analytic_answer():
+    run = ppx("posterior", *GAUSSIAN, *OBSERVED, "-n", "8000", "--batch-size", "500", "--json", "--quiet")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    mu = summary["variables"]["mu"]
+    assert set(mu) >= {"mean", "std", "ess", "khat"}
+    assert summary["traces"] == 8000 and summary["traces_per_second"] > 0 and summary["seconds"] > 0
+    true_mean, true_std = gaussian.posterior([8, 9])
+    # Tolerance from the run's own ESS (4.5 standard errors of the weighted mean).
+    assert abs(mu["mean"] - true_mean) < 4.5 * true_std / math.sqrt(summary["ess"])
+    assert "result" in summary["variables"]
+
+
+def test_rmh_writes_arviz_file(tmp_path):
+    out = tmp_path / "posterior.nc"
+    run = ppx("posterior", "--model", "simulators.gaussian:model", *OBSERVED, "--engine", "rmh",
+              "-n", "500", "--seed", "3", "--out", str(out), "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert "mu" in run.stdout and "posterior written to" in run.stdout
+    data = arviz.from_netcdf(out)
+    assert data.posterior["mu"].size == 500
+
+
+def test_prior_writes_trace_file_from_running_simulator(start_simulator, tmp_path):
+    address = start_simulator("simulators.gaussian", "tcp")
+    out = tmp_path / "prior.h5"
+    run = ppx("prior", "--address", address, "-n", "300", "--out", str(out), "--json", "--quiet",
+              "--timeout", "60")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["traces"] == 300
+    traces = read_traces(out)
+    assert len(traces) == 300 and [c.name for c in traces[0]] == ["mu", "obs0", "obs1"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["posterior", *OBSERVED], "give exactly one of --address"),
+    (["posterior", "--model", "simulators.gaussian:model", "--observe", "obs0"], "NAME=VALUE"),
+    (["posterior", "--model", "simulators.gaussian:model", "--observe", "obs7=1", "-n", "5"],
+     "'obs7' do not occur in the model"),
+    (["posterior", "--model", "simulators.nonexistent:model"], "cannot import module"),
+    (["prior", "--model", "simulators.gaussian:model", "--observe-file", "/nonexistent.json"],
+     "does not exist"),
+])
+def test_bad_input_gives_a_clear_error(args, message):
+    run = ppx(*args, "--quiet")
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
