@@ -203,8 +203,8 @@ class SimulatorPool:
                     worker.simulator.connection.reset()
         return results  # type: ignore[return-value]
 
-    def run(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
-            on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
+    def run_many(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
+                 on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
         """One engine-driven trace per controller, in parallel over the copies."""
         jobs = [(lambda c=c: trace_job(c, observations)) for c in controllers]
         return [traces[0] for traces in self.execute(jobs, on_done)]
@@ -213,7 +213,7 @@ class SimulatorPool:
               on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
         """Prior traces, in batches sampled by the simulators when they all support it."""
         if not self.supports_batches:
-            return self.run([PRIOR] * num_traces, observations, on_done)
+            return self.run_many([PRIOR] * num_traces, observations, on_done)
         sizes = [batch_size] * (num_traces // batch_size)
         if num_traces % batch_size:
             sizes.append(num_traces % batch_size)

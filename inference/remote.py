@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Generator, Mapping, Optional
+from typing import Callable, Generator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -179,11 +179,20 @@ class RemoteSimulator:
     def run(self, controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Trace:
         return self.execute(trace_job(controller, observations))[0]
 
-    def prior(self, num_traces: int, observations: Optional[Observations] = None,
-              batch_size: int = 64) -> list[Trace]:
+    def run_many(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
+                 on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
+        traces = []
+        for controller in controllers:
+            traces.append(self.run(controller, observations))
+            if on_done is not None:
+                on_done(traces[-1:])
+        return traces
+
+    def prior(self, num_traces: int, observations: Optional[Observations] = None, batch_size: int = 64,
+              on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
         """Prior traces: batched and pipelined when the simulator supports it, else one by one."""
         if not self.supports_batches:
-            return [self.run(PRIOR, observations) for _ in range(num_traces)]
+            return self.run_many([PRIOR] * num_traces, observations, on_done)
         traces: list[Trace] = []
         remaining = num_traces
         job: Optional[Job] = None
@@ -200,6 +209,8 @@ class RemoteSimulator:
                     job.send(reply)
                 except StopIteration as done:
                     traces.extend(done.value)
+                    if on_done is not None:
+                        on_done(done.value)
             job = next_job
         return traces
 
