@@ -19,7 +19,9 @@ Version 1, every dataset one-dimensional, *n* traces, *r* records::
 A trace without a result is stored as an empty 1-D result (and so an empty
 1-D result reads back as none). Not stored: whether an observe's value was
 substituted by the engine (``Choice.observed``; the value itself is kept, and
-reads back with ``observed=False``), and anything cached on a ``Choice``.
+reads back with ``observed=False``), the proposal density of a proposed
+sample (``Choice.proposal_log_prob``; store log weights instead), and anything
+cached on a ``Choice``.
 Readers accept any integer or float dtypes for the columns and cast them.
 
 Example:
