@@ -444,7 +444,8 @@ class Posterior:
         """A JSON-serialisable report of the run and of every named variable.
 
         Top level: engine, num_traces, ess, ess_fraction, khat, log_evidence and
-        ``variables``. Each scalar, and each element ``name[i]`` of a tensor of at
+        ``variables``; for equally weighted (MCMC) draws the top-level ess is the
+        smallest per-variable ESS. Each scalar, and each element ``name[i]`` of a tensor of at
         most ``SUMMARY_MAX_ELEMENTS`` elements, gets mean, std, ess, khat (the
         run's, repeated for convenience), presence and, when given, truth. Larger
         or varying-shape tensors get only presence and shape. Numbers JSON cannot
@@ -454,11 +455,16 @@ class Posterior:
         variables: dict[str, dict[str, Any]] = {}
         for var in self._named:
             variables.update(self._summarise_variable(var, truth.get(var)))
+        ess = self.ess
+        if not self.is_weighted:
+            # Equally weighted MCMC draws are autocorrelated: report the worst variable's ESS.
+            per_variable = [v["ess"] for v in variables.values() if v.get("ess") is not None]
+            ess = min(per_variable) if per_variable else float("nan")
         return {
             "engine": self.engine,
             "num_traces": self.num_traces,
-            "ess": _json_float(self.ess),
-            "ess_fraction": _json_float(self.ess_fraction),
+            "ess": _json_float(ess),
+            "ess_fraction": _json_float(ess / self.num_traces),
             "khat": _json_float(self._khat),
             "log_evidence": _json_float(self.log_evidence),
             "variables": variables,
