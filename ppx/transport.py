@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 MAX_FRAME_BYTES = 1 << 31
 """Frames above this size are refused by the socket (a peer claiming absurd sizes)."""
+_SIGNAL_CHECK_MS = 100
 
 
 def check_address(address: str) -> str:
@@ -139,7 +140,17 @@ class Listener:
         self.bound_address = socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def receive(self) -> bytes:
-        return self._socket.recv()
+        """The next request, waiting as long as it takes.
+
+        The wait is cut into short polls so that Ctrl-C and SIGTERM handlers run
+        promptly even when the signal lands on one of ZeroMQ's threads.
+        """
+        socket = self._socket
+        while True:
+            try:
+                return socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                socket.poll(_SIGNAL_CHECK_MS)
 
     def reply(self, frame: bytes) -> None:
         self._socket.send(frame, copy=len(frame) < 65536)

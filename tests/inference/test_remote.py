@@ -86,3 +86,12 @@ def test_python_is_replaced_by_the_engines_interpreter():
         sys.executable, "-m", "simulators.gaussian", "--address", "ipc:///a"]
     assert simulator_argv("./sim {address} --fast", "tcp://127.0.0.1:1") == [
         "./sim", "tcp://127.0.0.1:1", "--fast"]
+
+
+def test_ctrl_c_stops_a_served_simulator(start_simulator):
+    import signal
+    address = start_simulator("simulators.gaussian")
+    RemoteSimulator(address, handshake_timeout=60).close()
+    process = start_simulator.processes[-1]
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=5) == 0
