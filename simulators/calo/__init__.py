@@ -1,0 +1,1 @@
+"""Parts of the CaloGAN-geometry shower stage; ``simulators.calorimeter`` is its public front."""
