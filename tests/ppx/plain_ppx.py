@@ -260,7 +260,8 @@ class PlainEngine:
 
     Args:
         address: the simulator's ZeroMQ endpoint, such as ``ipc:///tmp/sim`` or ``tcp://127.0.0.1:5555``.
-        timeout_s: how long to wait for each reply before raising ``TimeoutError``.
+        timeout_s: how long to wait for each reply before raising ``TimeoutError`` (after which
+            the REQ socket is stuck mid-exchange: close the engine).
         system_name: what the Handshake announces.
     """
 
@@ -302,22 +303,27 @@ class PlainEngine:
         seen: list[Seen] = []
         body_type, body = self.request(empty_frame(MessageBody.Run), "reply to Run")
         while body_type != MessageBody.RunResult:
-            if body_type == MessageBody.Sample:
-                type_id, params = read_distribution(body)
-                value = np.asarray(sample_value_fn(text(body.Address()), text(body.Name()), type_id, params),
-                                   dtype=np.float64)
-                seen.append(Seen("sample", text(body.Address()), text(body.Name()), value))
-                reply = result_frame(MessageBody.SampleResult, value)
-            elif body_type == MessageBody.Observe:
-                seen.append(Seen("observe", text(body.Address()), text(body.Name()), read_tensor(body.Value())))
-                reply = empty_frame(MessageBody.ObserveResult)
-            elif body_type == MessageBody.Tag:
-                seen.append(Seen("tag", text(body.Address()), text(body.Name()), read_tensor(body.Value())))
-                reply = empty_frame(MessageBody.TagResult)
-            else:
-                raise PlainPeerError(f"expected Sample, Observe, Tag or RunResult, got body type {body_type}")
+            record, reply = _answer(body_type, body, sample_value_fn)
+            seen.append(record)
             body_type, body = self.request(reply, "next message of the trace")
         return seen, read_tensor(body.Result())
+
+
+_TRACE_MESSAGES = {MessageBody.Sample: "sample", MessageBody.Observe: "observe", MessageBody.Tag: "tag"}
+
+
+def _answer(body_type: int, body: Any, sample_value_fn: SampleValueFn) -> tuple[Seen, bytes]:
+    """What one message of a trace records, and the request that answers it."""
+    kind = _TRACE_MESSAGES.get(body_type)
+    if kind is None:
+        raise PlainPeerError(f"expected Sample, Observe, Tag or RunResult, got body type {body_type}")
+    address, name = text(body.Address()), text(body.Name())
+    if kind == "sample":
+        type_id, params = read_distribution(body)
+        value = np.asarray(sample_value_fn(address, name, type_id, params), dtype=np.float64)
+        return Seen(kind, address, name, value), result_frame(MessageBody.SampleResult, value)
+    reply = empty_frame(MessageBody.ObserveResult if kind == "observe" else MessageBody.TagResult)
+    return Seen(kind, address, name, read_tensor(body.Value())), reply
 
 
 # ---------------------------------------------------------------- simulator
@@ -379,6 +385,9 @@ class PlainSimulator:
         address: endpoint to bind, such as ``ipc:///tmp/sim`` or ``tcp://127.0.0.1:*`` (any free port).
         observed: values to send with ``obs0``/``obs1``; None sends Observe without a value.
         timeout_s: how long to wait for the engine's answer in the middle of a trace.
+
+    Attributes:
+        endpoint: the bound endpoint, with the port filled in when ``address`` ended in ``:*``.
     """
 
     system_name = "plain-ppx-simulator"
@@ -391,7 +400,6 @@ class PlainSimulator:
         self._socket = _socket(self._context, zmq.REP)
         self._socket.bind(address)
         self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        """The bound endpoint, with the port filled in when ``address`` asked for ``tcp://host:*``."""
         self._channel = _TraceChannel(self._socket, timeout_s)
 
     def close(self) -> None:

@@ -8,6 +8,9 @@ what we encode they must read field by field, and what they build we must decode
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+from pathlib import Path
 from typing import Any, Optional
 
 import flatbuffers
@@ -19,8 +22,9 @@ from hypothesis.extra import numpy as hnp
 
 from ppx import batch, codec
 from ppx import messages as m
-from ppx.distributions import KINDS
+from ppx.distributions import BY_TYPE_ID, KINDS
 from ppx.errors import ProtocolError
+from ppx.schema import regenerate
 from ppx.schema.generated import Handshake as GeneratedHandshake
 from ppx.schema.generated import Message as GeneratedMessage
 from ppx.schema.generated import Sample as GeneratedSample
@@ -382,3 +386,89 @@ def test_unknown_appended_handshake_field_is_ignored() -> None:
     builder.PrependUint64Slot(3, 2**40, 0)
     frame = plain_ppx.finish(builder, MessageBody.Handshake, builder.EndObject())
     assert_same(codec.decode(frame), m.Handshake("future-engine", 9, ()))
+
+
+# ---------------------------------------------------------------- the C++ FlatBuffers library (flatc)
+# flatc converts between JSON and binary with the same C++ library the C++ front end is built on;
+# its builder lays buffers out differently (back to front, shared vtables, the file identifier).
+
+def as_flatc_json(message: m.Message) -> dict:
+    """``message`` in flatc's JSON form, without the fields our encoder omits (defaults, empty strings and lists)."""
+    body: dict[str, Any] = {}
+    for field in dataclasses.fields(message):
+        value = getattr(message, field.name)
+        if isinstance(value, m.WireDistribution):
+            kind = BY_TYPE_ID[value.type_id]
+            body["distribution_type"] = kind.name
+            body["distribution"] = {name: tensor_json(p) for name, p in zip(kind.wire_params, value.params)}
+        elif isinstance(value, np.ndarray):
+            body[field.name] = tensor_json(value)
+        elif value is not None and value != "" and value != () and value != field.default:
+            body[field.name] = list(value) if isinstance(value, tuple) else value
+    return {"body_type": type(message).__name__, "body": body}
+
+
+def tensor_json(array: np.ndarray) -> dict:
+    return {"data": array.ravel().tolist(), "shape": list(array.shape)}
+
+
+def exact(*values: float) -> np.ndarray:
+    """Values that print exactly in JSON, so that the comparison is not about float formatting."""
+    return np.array(values, dtype=np.float64)
+
+
+FLATC_MESSAGES: list[m.Message] = [
+    m.Handshake("engine"),
+    m.HandshakeResult("simulator", "gaussian"),
+    m.Run(),
+    m.RunResult(exact(1.5, -2.0).reshape(2, 1)),
+    m.RunResult(),
+    m.SampleResult(exact(0.25).reshape(())),
+    m.Observe("[forward()+0x1c2]", "obs0", m.WireDistribution(1, (exact(1.0), exact(2.0))), exact(3.0, 4.0)),
+    m.Observe("[forward()+0x2a8]", "obs1", m.WireDistribution(1, (exact(1.0), exact(2.0)))),
+    m.ObserveResult(),
+    m.Tag("[forward()+0x300]", "energy", np.zeros((2, 0))),
+    m.TagResult(),
+    m.Reset(),
+    m.Sample("[forward()+0x96]", "", m.WireDistribution(1, (exact(0.5), exact(1.0))), control=False),
+] + [
+    m.Sample(f"[forward()+0x{kind.type_id:x}]", kind.name,
+             m.WireDistribution(kind.type_id, tuple(exact(0.5 * i, 1.0).reshape(2, 1) for i, _ in
+                                                    enumerate(kind.wire_params))))
+    for kind in KINDS
+]
+
+
+@pytest.fixture(scope="module")
+def flatc() -> str:
+    try:
+        return regenerate.find_flatc()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+
+
+def run_flatc(flatc: str, *arguments: str) -> None:
+    completed = subprocess.run([flatc, *arguments], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_flatc_reads_what_we_encode(flatc: str, tmp_path: Path) -> None:
+    frames = []
+    for i, message in enumerate(FLATC_MESSAGES):
+        frames.append(tmp_path / f"message{i}.bin")
+        frames[-1].write_bytes(codec.encode(message))
+    run_flatc(flatc, "--json", "--strict-json", "--raw-binary", "-o", str(tmp_path / "json"),
+              str(regenerate.SCHEMA), "--", *map(str, frames))
+    for i, message in enumerate(FLATC_MESSAGES):
+        read = json.loads((tmp_path / "json" / f"message{i}.json").read_text())
+        assert read == as_flatc_json(message), f"message {i}: {type(message).__name__}"
+
+
+def test_we_decode_what_flatc_builds(flatc: str, tmp_path: Path) -> None:
+    sources = []
+    for i, message in enumerate(FLATC_MESSAGES):
+        sources.append(tmp_path / f"message{i}.json")
+        sources[-1].write_text(json.dumps(as_flatc_json(message)))
+    run_flatc(flatc, "--binary", "-o", str(tmp_path / "bin"), str(regenerate.SCHEMA), *map(str, sources))
+    for i, message in enumerate(FLATC_MESSAGES):
+        assert_same(codec.decode((tmp_path / "bin" / f"message{i}.bin").read_bytes()), message, f"message {i}")
