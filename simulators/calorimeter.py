@@ -11,8 +11,9 @@ fluctuations of 10% (electromagnetic) and 30% (hadronic) / sqrt(E), Landau-like
 ionisation, and cell noise. Electrons and photons give a visible sum near the
 sampling fraction 0.18 of their energy; pions much less, with large
 fluctuations, as 1.2 interaction lengths contain little of their cascade.
-It is deliberately the expensive stage: 400 spots per GeV, about 5 ms for a
-50 GeV electron on one core of the 2-core development machine.
+It is deliberately the expensive stage: 500 spots per GeV, about 7 ms for a
+50 GeV electron (1 ms at 10 GeV, 3 ms for a 50 GeV pion, whose cascade mostly
+leaks out) on one core of the 2-core development machine.
 ``showers(kinds, energies, rng)`` does many at once.
 
 The model:
