@@ -22,7 +22,17 @@ def draw_from_prior(distribution: torch.distributions.Distribution) -> np.ndarra
 
 
 class Controller:
-    """Chooses the values of controlled samples. The default draws from the prior."""
+    """Chooses the values of controlled samples. The default draws from the prior.
+
+    A controller with ``batched = True`` is asked through ``choose_batch`` of its
+    module by executors that can gather requests from many traces at once.
+    """
+
+    batched = False
+
+    def controller(self) -> "Controller":
+        """The controller for one more trace; a stateless controller serves every trace itself."""
+        return self
 
     def choose(
         self, trace: Trace, key: str, name: str, distribution: torch.distributions.Distribution

@@ -8,7 +8,6 @@ from typing import Any, Mapping, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
-from inference.controllers import Controller
 from inference.observations import as_observations, check_observed_names
 from inference.posterior import Posterior
 from inference.trace import fill_log_probs
@@ -36,7 +35,7 @@ def importance_sampling(
     num_traces: int,
     observations: Optional[Mapping[str, Any]] = None,
     *,
-    proposal: Optional[Controller] = None,
+    proposal: Optional[Any] = None,
     batch_size: int = 64,
     progress: bool = False,
 ) -> Posterior:
@@ -46,8 +45,10 @@ def importance_sampling(
         simulator: a ``RemoteSimulator``, ``SimulatorPool`` or ``LocalSimulator``.
         num_traces: how many traces to draw.
         observations: observed values by the name of their ``observe`` statement.
-        proposal: chooses the controlled samples; None samples the prior (and lets
-            simulators that support it sample whole traces locally in batches).
+        proposal: makes a controller per trace (``proposal.controller()``) that chooses
+            its controlled samples, e.g. an IC ``NetworkProposal``; None samples the
+            prior (and lets simulators that support it sample whole traces locally in
+            batches).
         batch_size: traces per batch when the prior is sampled in batches.
         progress: show a progress bar.
     """
@@ -60,6 +61,7 @@ def importance_sampling(
         if proposal is None:
             traces = simulator.prior(num_traces, observations, batch_size=batch_size, on_done=advance)
         else:
-            traces = simulator.run_many([proposal] * num_traces, observations, on_done=advance)
+            controllers = [proposal.controller() for _ in range(num_traces)]
+            traces = simulator.run_many(controllers, observations, on_done=advance)
     check_observed_names(traces, observations)
     return Posterior(traces, log_weights(traces), engine="is" if proposal is None else "ic")

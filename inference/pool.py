@@ -20,7 +20,8 @@ from typing import Callable, Optional, Sequence
 import zmq
 
 from inference.controllers import PRIOR, Controller
-from inference.remote import Job, Observations, RemoteSimulator, batch_job, trace_job
+from inference.remote import (Job, Observations, ProposalRequest, RemoteSimulator, answer_proposals, batch_job,
+                              trace_job)
 from inference.trace import Trace
 from ppx.errors import ProtocolError
 from ppx.transport import fresh_ipc_address
@@ -170,6 +171,7 @@ class SimulatorPool:
                 if queue:
                     start(worker)
             while busy:
+                waiting: list[tuple[_Worker, ProposalRequest]] = []
                 for socket, _ in poller.poll(200):
                     worker = busy[socket]
                     reply = worker.simulator.connection.receive(0)
@@ -183,8 +185,17 @@ class SimulatorPool:
                         if queue:
                             start(worker)
                         continue
+                    if isinstance(frame, ProposalRequest):
+                        waiting.append((worker, frame))
+                        continue
                     worker.simulator.connection.send(frame)
                     worker.deadline = time.monotonic() + self.timeout
+                # Samples that arrived together get their proposals from one batched call.
+                if waiting:
+                    answers = answer_proposals([request for _, request in waiting])
+                    for (worker, _), answer in zip(waiting, answers):
+                        worker.simulator.connection.send(worker.job.send(answer))
+                        worker.deadline = time.monotonic() + self.timeout
                 now = time.monotonic()
                 for worker in list(busy.values()):
                     died = worker.process.poll() is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Generator, Mapping, Optional, Sequence
+from typing import Any, Callable, Generator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -25,7 +25,35 @@ from ppx.transport import Connection
 
 log = logging.getLogger(__name__)
 
-Job = Generator[bytes, bytes, list[Trace]]
+Job = Generator[Any, Any, list[Trace]]
+"""Yields request frames (answered with reply frames) or ``ProposalRequest``s (answered with
+``(value, proposal log density)``); returns the finished traces."""
+
+
+class ProposalRequest:
+    """A controlled sample whose value a batched controller will choose, possibly together with
+    the waiting samples of other traces."""
+
+    __slots__ = ("controller", "trace", "key", "name", "distribution")
+
+    def __init__(self, controller: Controller, trace: Trace, key: str, name: str, distribution: Any) -> None:
+        self.controller = controller
+        self.trace = trace
+        self.key = key
+        self.name = name
+        self.distribution = distribution
+
+
+def answer_proposals(requests: Sequence[ProposalRequest]) -> list[tuple[np.ndarray, Optional[float]]]:
+    """Answer waiting samples, one ``choose_batch`` call per kind of controller."""
+    results: list[Any] = [None] * len(requests)
+    by_kind: dict[type, list[int]] = {}
+    for i, request in enumerate(requests):
+        by_kind.setdefault(type(request.controller), []).append(i)
+    for kind, indices in by_kind.items():
+        for i, result in zip(indices, kind.choose_batch([requests[i] for i in indices])):
+            results[i] = result
+    return results
 Observations = Mapping[str, np.ndarray]
 
 ENGINE_CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR)
@@ -60,7 +88,9 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
                 raise _invalid_distribution(reply, err) from None
             key = f"{reply.address}__{BY_TYPE_ID[reply.distribution.type_id].name}__" \
                   f"{trace.next_instance(reply.address)}"
-            if reply.control:
+            if reply.control and controller.batched:
+                value, proposal_log_prob = yield ProposalRequest(controller, trace, key, reply.name, distribution)
+            elif reply.control:
                 value, proposal_log_prob = controller.choose(trace, key, reply.name, distribution)
             else:
                 value, proposal_log_prob = draw_from_prior(distribution), None
@@ -168,11 +198,13 @@ class RemoteSimulator:
 
     def execute(self, job: Job) -> list[Trace]:
         """Run one job to completion on this connection."""
-        frame = next(job)
+        item = next(job)
         while True:
-            reply = self.connection.request(frame)
             try:
-                frame = job.send(reply)
+                if isinstance(item, ProposalRequest):
+                    item = job.send(answer_proposals([item])[0])
+                else:
+                    item = job.send(self.connection.request(item))
             except StopIteration as done:
                 return done.value
 

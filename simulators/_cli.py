@@ -6,6 +6,8 @@ import argparse
 import logging
 from typing import Any, Callable, Optional, Sequence
 
+import torch
+
 import ppx
 from ppx.transport import DEFAULT_ADDRESS
 
@@ -17,8 +19,11 @@ def serve_main(model: Callable[[], Any], description: str, argv: Optional[Sequen
                         help=f"ZeroMQ endpoint to bind (default {DEFAULT_ADDRESS}; "
                              f"use tcp://0.0.0.0:PORT only to accept remote engines)")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: one simulator per core scales better)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
     try:
         ppx.serve(model, args.address)
     except KeyboardInterrupt:

@@ -7,8 +7,8 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from inference.cli import posterior, prior
-from inference.cli.common import configure_logging
+from inference.cli import posterior, prior, surrogate, train
+from inference.cli.common import configure_process
 from ppx.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -18,14 +18,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppx", description="Inference over simulators that speak PPX over ZeroMQ.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (prior, posterior):
+    for module in (prior, posterior, train, surrogate):
         module.add_parser(subparsers)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args)
+    configure_process(args)
     try:
         return args.run(args)
     except (ValueError, ProtocolError, OSError) as err:

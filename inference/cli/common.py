@@ -45,6 +45,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, num_traces: int) ->
     parser.add_argument("--seed", type=int, help="seed the engine's random choices")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="torch threads in the engine (default 1: simulators run in their own "
+                             "processes, and small networks lose more to thread hand-offs than they gain)")
 
 
 def _positive_int(text: str) -> int:
@@ -99,9 +102,12 @@ def open_simulator(args: argparse.Namespace) -> Iterator[Any]:
         simulator.close()
 
 
-def configure_logging(args: argparse.Namespace) -> None:
+def configure_process(args: argparse.Namespace) -> None:
+    """Process-wide settings a command line may make: logging and torch's thread count."""
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    import torch
+    torch.set_num_threads(args.threads)
 
 
 def emit(args: argparse.Namespace, summary: dict[str, Any], table: str) -> None:

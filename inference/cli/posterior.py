@@ -6,6 +6,7 @@ import argparse
 import time
 
 from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator
+from inference.ic import NetworkProposal, load_checkpoint
 from inference.importance import importance_sampling
 from inference.mcmc import metropolis_hastings
 
@@ -17,8 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "sampling with prior proposals (is), random-walk Metropolis-Hastings (rmh) or "
                     "lightweight Metropolis-Hastings (lmh). --out writes an ArviZ netCDF file.")
     add_common_arguments(parser, num_traces=1000)
-    parser.add_argument("--engine", choices=("is", "rmh", "lmh"), default="is",
-                        help="inference engine (default is)")
+    parser.add_argument("--engine", choices=("is", "ic", "rmh", "lmh"), default="is",
+                        help="inference engine: is (prior proposals), ic (the --network's proposals), "
+                             "rmh, lmh (default is)")
+    parser.add_argument("--network", metavar="CKPT", help="IC network checkpoint for --engine ic")
     parser.add_argument("--batch-size", type=int, default=64, help="traces per message for prior IS")
     parser.add_argument("--chains", type=int, help="MCMC chains (default: one per worker)")
     parser.add_argument("--burn-in", type=int, help="MCMC steps discarded per chain (default a tenth)")
@@ -30,13 +33,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     observations = observations_from(args)
+    proposal = None
+    if args.engine == "ic":
+        if not args.network:
+            raise ValueError("--engine ic needs --network CKPT (train one with `ppx train`)")
+        network, _ = load_checkpoint(args.network)
+        proposal = NetworkProposal(network, observations)
+    elif args.network:
+        raise ValueError(f"--network is only used by --engine ic, not --engine {args.engine}")
     started = time.perf_counter()
     with open_simulator(args) as simulator:
-        if args.engine == "is":
+        if args.engine in ("is", "ic"):
             if args.seed is not None:
                 import torch
                 torch.manual_seed(args.seed)
-            posterior = importance_sampling(simulator, args.num_traces, observations,
+            posterior = importance_sampling(simulator, args.num_traces, observations, proposal=proposal,
                                             batch_size=args.batch_size, progress=not args.quiet)
         else:
             posterior = metropolis_hastings(simulator, args.num_traces, observations, kernel=args.engine,

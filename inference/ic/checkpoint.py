@@ -1,0 +1,68 @@
+"""IC checkpoints: weights plus plain metadata, written atomically, loaded with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from inference.ic.config import NetworkConfig
+from inference.ic.network import Address, InferenceNetwork
+
+FORMAT = "ppx-ic-network"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,
+                    optimizer: Optional[torch.optim.Optimizer] = None,
+                    progress: Optional[dict[str, Any]] = None) -> None:
+    """Write the network (and optionally optimizer and training progress) to ``path`` atomically."""
+    content = {
+        "format": FORMAT,
+        "version": VERSION,
+        "torch_version": str(torch.__version__),
+        "config": network.config.to_dict(),
+        "observation_shapes": {name: list(shape) for name, shape in network.observation_shapes.items()},
+        "addresses": [vars(address).copy() for address in network.addresses],
+        "state_dict": network.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "progress": progress or {},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(content, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[InferenceNetwork, dict[str, Any]]:
+    """The network saved at ``path`` and the rest of the checkpoint (optimizer state, progress)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"network checkpoint {path} does not exist")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for foreign or truncated files
+        raise ValueError(f"{path} is not a readable IC checkpoint: {err}") from err
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an IC network checkpoint (format {content.get('format')!r})"
+                         if isinstance(content, dict) else f"{path} is not an IC network checkpoint")
+    if content.get("version") != VERSION:
+        raise ValueError(f"{path} has checkpoint version {content.get('version')}, this engine reads {VERSION}")
+    network = InferenceNetwork(NetworkConfig(**content["config"]),
+                               {name: tuple(shape) for name, shape in content["observation_shapes"].items()})
+    for address in content["addresses"]:
+        network.add_address(Address(**address))
+    network.load_state_dict(content["state_dict"])
+    return network, content

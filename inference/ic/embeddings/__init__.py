@@ -1,0 +1,38 @@
+"""Observation embeddings, chosen per observed name from the observation's shape or by the user.
+
+Each is an ``nn.Module`` built as ``Embedding(input_shape, embedding_dim)`` whose
+forward maps a batch (B, *input_shape) to (B, embedding_dim).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from inference.ic.embeddings.cnn import ConvEmbedding
+from inference.ic.embeddings.feedforward import FeedForwardEmbedding
+
+EMBEDDINGS: dict[str, Callable[..., nn.Module]] = {
+    "feedforward": FeedForwardEmbedding,
+    "cnn": ConvEmbedding,
+}
+
+
+def _sparse_cnn3d(input_shape: tuple[int, ...], embedding_dim: int) -> nn.Module:
+    from inference.ic.embeddings.sparse_cnn3d import SparseCNN3dEmbedding
+    return SparseCNN3dEmbedding(tuple(input_shape), embedding_dim)
+
+
+EMBEDDINGS["sparse3d"] = _sparse_cnn3d
+
+
+def default_embedding(input_shape: tuple[int, ...]) -> str:
+    """Feed-forward for scalars and vectors, a CNN for 2D and 3D arrays."""
+    return "cnn" if len(input_shape) in (2, 3) and min(input_shape) >= 3 else "feedforward"
+
+
+def make_embedding(kind: str, input_shape: tuple[int, ...], embedding_dim: int) -> nn.Module:
+    if kind not in EMBEDDINGS:
+        raise ValueError(f"unknown observation embedding {kind!r}; choose from {', '.join(sorted(EMBEDDINGS))}")
+    return EMBEDDINGS[kind](tuple(input_shape), embedding_dim)

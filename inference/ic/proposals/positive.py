@@ -1,0 +1,38 @@
+"""Proposals for priors on the positive reals (Exponential, Gamma, LogNormal, Weibull):
+a normal mixture on log x, centred on the log of the prior mean."""
+
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+
+from inference.ic.proposals.base import ProposalHead, positive
+
+
+class _LogNormalMixture(dist.TorchDistribution):
+    arg_constraints: dict = {}
+    has_rsample = False
+
+    def __init__(self, logits, loc, scale):
+        self.log_mixture = dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, scale))
+        super().__init__(self.log_mixture.batch_shape, validate_args=False)
+
+    def sample(self, sample_shape=torch.Size()):
+        return torch.exp(self.log_mixture.sample(sample_shape))
+
+    def log_prob(self, value):
+        log_value = torch.log(value.clamp_min(1e-30))
+        return self.log_mixture.log_prob(log_value) - log_value
+
+
+class LogNormalMixtureHead(ProposalHead):
+    outputs_per_element = 3
+
+    def __init__(self, hidden_dim: int, numel: int, components: int, prior_mean) -> None:
+        super().__init__(hidden_dim, numel, components)
+        self.prior_mean = prior_mean
+
+    def forward(self, hidden, prior_params):
+        logits, shift, spread = self._outputs(hidden)
+        centre = torch.log(self.prior_mean(prior_params).clamp_min(1e-30)).unsqueeze(-1)
+        return _LogNormalMixture(logits, centre + shift, positive(spread))

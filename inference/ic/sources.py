@@ -1,0 +1,90 @@
+"""Where training traces come from: simulators generating them live, or HDF5 trace files."""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from inference.trace import Trace
+from inference.trace_file import TraceFile
+
+
+class OnlineSource:
+    """Prior traces from a simulator (pool, remote or in-process), generated while the network trains.
+
+    A background thread keeps up to ``prefetch`` batches ready, so simulator processes
+    work while the engine runs its training step. Only that thread touches the simulator.
+    """
+
+    def __init__(self, simulator: Any, batch_size: int, prefetch: int = 4) -> None:
+        self.simulator = simulator
+        self.batch_size = batch_size
+        self._batches: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="trace-producer", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self.simulator.prior(self.batch_size, batch_size=self.batch_size)
+            except BaseException as err:  # handed to the training thread, which raises it
+                self._batches.put(err)
+                return
+            while not self._stop.is_set():
+                try:
+                    self._batches.put(batch, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def next_batch(self) -> list[Trace]:
+        item = self._batches.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+class OfflineSource:
+    """Traces from HDF5 files written by ``ppx prior --out``, in shuffled chunks, epoch after epoch.
+
+    Within an epoch every trace is read once. ``shard``/``num_shards`` let parallel
+    trainers split the chunks between them.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], batch_size: int, seed: Optional[int] = None,
+                 shard: int = 0, num_shards: int = 1) -> None:
+        if not paths:
+            raise ValueError("no trace files given")
+        self.files = [TraceFile(path) for path in paths]
+        self.batch_size = batch_size
+        self.random = random.Random(seed)
+        self.chunks = [(f, start, min(start + batch_size, len(f)))
+                       for f in self.files for start in range(0, len(f), batch_size)]
+        self.chunks = self.chunks[shard::num_shards]
+        if not self.chunks:
+            raise ValueError(f"trace files {', '.join(map(str, paths))} hold no traces for shard {shard}")
+        self.epoch = 0
+        self._order: list[int] = []
+
+    def __len__(self) -> int:
+        return sum(stop - start for _, start, stop in self.chunks)
+
+    def next_batch(self) -> list[Trace]:
+        if not self._order:
+            self._order = list(range(len(self.chunks)))
+            self.random.shuffle(self._order)
+            self.epoch += 1
+        file, start, stop = self.chunks[self._order.pop()]
+        return file.read(start, stop)
+
+    def close(self) -> None:
+        for file in self.files:
+            file.close()
