@@ -14,3 +14,10 @@ def seed() -> int:
 
     pyro.set_rng_seed(SEED)
     return SEED
+
+
+def pytest_configure(config) -> None:
+    # Tiny networks and many small tensor ops: torch's thread hand-offs cost more than they
+    # save on two shared cores (the `ppx` command and the simulators set the same default).
+    import torch
+    torch.set_num_threads(1)

@@ -36,9 +36,3 @@ def start_simulator(tmp_path) -> Iterator[Callable[..., str]]:
         process.kill()
         process.wait()
 
-
-def pytest_configure(config) -> None:
-    # Tiny networks and many small tensor ops: torch's thread hand-offs cost more than they
-    # save on two shared cores (the `ppx` command sets the same default).
-    import torch
-    torch.set_num_threads(1)
