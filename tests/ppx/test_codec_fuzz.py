@@ -24,6 +24,7 @@ from ppx import messages as m
 from ppx.batch import Record
 from ppx.errors import ProtocolError
 
+from . import plain_ppx
 from .test_codec import any_message, trace_batches
 
 pytestmark = pytest.mark.timeout(60)
@@ -55,8 +56,23 @@ CORPUS: tuple[m.Message, ...] = (
         [np.array(3.0), None]),
     m.Error("model raised ValueError"),
 )
-CORPUS_FRAMES = [codec.encode(message) for message in CORPUS]
-CORPUS_IDS = [f"{i}-{type(message).__name__}" for i, message in enumerate(CORPUS)]
+# A Sample as flatc's C++ builder lays it out: file identifier, vtables after their tables, shared vtables.
+CPP_BUILT_SAMPLE = bytes.fromhex(
+    "100000005050584608000c00070008000800000000000005100000000c00140008000c00070010000c00000000000001"
+    "700000006400000004000000c8ffffff3c00000004000000d4ffffff1000000004000000010000000200000002000000"
+    "000000000000004000000000000008400000000008000c0004000800080000000c000000040000000000000001000000"
+    "000000000000f03f020000006d750000100000005b666f727761726428292b307839365d00000000"
+)
+# Frames as a plain PPX peer builds them with the flatc-generated Python code.
+PLAIN_FRAMES = {
+    "plain-Sample": plain_ppx.sample_frame("[forward()+0x96]", "mu", 1, (1.0, [2.0, 3.0]), control=False),
+    "plain-Observe": plain_ppx.observe_frame("[forward()+0x1c2]", "obs0", 3, ([0.5, 0.5],), 1.0),
+    "plain-Tag": plain_ppx.tag_frame("t", "x", np.ones((2, 2))),
+    "plain-HandshakeResult": plain_ppx.handshake_result_frame("simulator", "model"),
+}
+
+CORPUS_FRAMES = [codec.encode(message) for message in CORPUS] + [CPP_BUILT_SAMPLE, *PLAIN_FRAMES.values()]
+CORPUS_IDS = [f"{i}-{type(message).__name__}" for i, message in enumerate(CORPUS)] + ["cpp-Sample", *PLAIN_FRAMES]
 
 
 def decode_untrusted(frame: bytes) -> None:
