@@ -73,6 +73,15 @@ class CoordinateSet:
             self._check_bounds()
             self.sorted_keys()
 
+    @classmethod
+    def from_sorted_keys(cls, keys: torch.Tensor, spatial_shape: tuple[int, int, int],
+                         batch_size: int) -> "CoordinateSet":
+        """The sites with strictly increasing linearised ``keys``, in that order."""
+        sites = cls(delinearise(keys, spatial_shape), spatial_shape, batch_size, validate=False)
+        sites._keys = keys
+        sites._sorted = keys, torch.arange(len(keys), device=keys.device)
+        return sites
+
     def _check_bounds(self) -> None:
         if len(self.coordinates) == 0:
             return

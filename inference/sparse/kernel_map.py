@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from inference.sparse.coordinates import CoordinateSet, delinearise
+from inference.sparse.coordinates import CoordinateSet
 
 Triple = tuple[int, int, int]
 
@@ -195,9 +195,7 @@ def build_downsampling_map(sites: CoordinateSet, kernel_size: Triple, stride: Tr
         in_pieces.append(rows)
         key_pieces.append(key)
     out_keys, out_rows = torch.unique(torch.cat(key_pieces), sorted=True, return_inverse=True)
-    out_sites = CoordinateSet(delinearise(out_keys, out_shape), out_shape, sites.batch_size, validate=False)
-    out_sites._keys = out_keys
-    out_sites._sorted = out_keys, torch.arange(len(out_keys), device=sites.device)
+    out_sites = CoordinateSet.from_sorted_keys(out_keys, out_shape, sites.batch_size)
     kernel_map = KernelMap(torch.cat(in_pieces), out_rows, _bounds([len(piece) for piece in in_pieces]),
                            len(sites), len(out_keys))
     return kernel_map, out_sites

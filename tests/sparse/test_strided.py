@@ -10,10 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from inference.sparse import SparseConv3d, SparseConvTranspose3d, SparseTensor, from_dense_weight
+from inference.sparse import SparseConv3d, SparseConvTranspose3d, SparseTensor, from_dense_weight, gather_scatter
 from tests.sparse._images import at_sites, random_dense
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-10)
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Spread each map's pairs over several chunks (one chunk is covered by the submanifold tests)."""
+    monkeypatch.setattr(gather_scatter, "CHUNK_ELEMENTS", 16)
 
 GEOMETRIES = [  # kernel_size, stride, padding, dilation, spatial shape
     (2, 2, 0, 1, (8, 8, 8)),

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from inference.sparse import SparseTensor, SubmanifoldConv3d, from_dense_weight
+from inference.sparse import gather_scatter
 from inference.sparse import kernel_map as kernel_map_module
 from tests.sparse._images import at_sites, random_dense
 
@@ -43,11 +44,13 @@ def assert_matches_dense(dense_input, in_channels, out_channels, kernel_size, di
     torch.testing.assert_close(sparse_conv.bias.grad, dense_conv.bias.grad, **TOLERANCE)
 
 
-@pytest.fixture(params=["table", "search"])
+@pytest.fixture(params=["table, one chunk", "search, small chunks"])
 def lookup(request, monkeypatch):
-    """Run each test with both neighbour lookups: dense table and binary search."""
-    if request.param == "search":
+    """Run each test twice: dense-table neighbour lookup with all pairs in one chunk, and binary
+    search with a few offsets' pairs per chunk."""
+    if request.param.startswith("search"):
         monkeypatch.setattr(kernel_map_module, "LOOKUP_TABLE_LIMIT", 0)
+        monkeypatch.setattr(gather_scatter, "CHUNK_ELEMENTS", 64)
     return request.param
 
 
