@@ -19,6 +19,8 @@ from ppx.messages import (RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, RaggedTenso
                           TraceBatch, WireDistribution)
 
 _NO_RESULT = np.zeros((0,), dtype=np.float64)
+MAX_DIMENSIONS = 32
+"""Tensors in a batch may have at most this many dimensions (numpy's own limit is 64)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,18 +66,23 @@ def pack(traces: Sequence[Sequence[Record]], results: Sequence[Optional[np.ndarr
 
 def _check_ragged(ragged: RaggedTensors, count: int, what: str) -> None:
     offsets, shape_offsets = ragged.offsets, ragged.shape_offsets
-    if len(offsets) != count + 1 or len(shape_offsets) != count + 1:
-        raise ProtocolError(f"TraceBatch.{what} holds {len(offsets) - 1} tensors, expected {count}")
+    for name, column in (("offsets", offsets), ("shape_offsets", shape_offsets)):
+        if len(column) != count + 1:
+            raise ProtocolError(f"TraceBatch.{what}.{name} has {len(column)} entries, expected {count + 1} "
+                                f"(one more than its {count} tensors)")
     for name, column, end in (("offsets", offsets, len(ragged.data)),
                               ("shape_offsets", shape_offsets, len(ragged.shapes))):
         if len(column) and (column[0] != 0 or column[-1] != end or (np.diff(column) < 0).any()):
             raise ProtocolError(f"TraceBatch.{what}.{name} do not partition its {end} entries")
     if (ragged.shapes < 0).any():
         raise ProtocolError(f"TraceBatch.{what} has a negative tensor dimension")
+    if count and np.diff(shape_offsets).max() > MAX_DIMENSIONS:
+        raise ProtocolError(f"TraceBatch.{what} has a tensor of more than {MAX_DIMENSIONS} dimensions")
     # reduceat over the shapes with a trailing 1 so that every start index is in range;
-    # a scalar (no dimensions) has one element.
-    extents = np.append(ragged.shapes.astype(np.int64), 1)
-    sizes = np.multiply.reduceat(extents, shape_offsets[:-1]) if count else np.zeros(0, np.int64)
+    # a scalar (no dimensions) has one element. Products are taken in float64, which
+    # cannot wrap around: absurd shapes become huge (or inf) and fail the comparison.
+    extents = np.append(ragged.shapes.astype(np.float64), 1.0)
+    sizes = np.multiply.reduceat(extents, shape_offsets[:-1]) if count else np.zeros(0, np.float64)
     sizes = np.where(np.diff(shape_offsets) == 0, 1, sizes)
     if not np.array_equal(sizes, np.diff(offsets)):
         raise ProtocolError(f"TraceBatch.{what}: tensor shapes do not match their data lengths")

@@ -172,8 +172,6 @@ def test_validate_accepts_what_pack_makes() -> None:
     # numpy arrays have at most 64 dimensions.
     ragged([1.0], [0, 1], [1] * 65, [0, 65]),
 ], ids=["element count overflows int64", "more dimensions than numpy allows"])
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="ppx.batch.validate misses these; unpack's reshape raises ValueError")
 def test_unpack_rejects_shapes_numpy_cannot_build(values: m.RaggedTensors) -> None:
     broken = tag_batch(values)
     with pytest.raises(ProtocolError):
