@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from inference.cli import posterior, prior, surrogate, train
+from inference.cli import demo, posterior, prior, surrogate, train
 from inference.cli.common import configure_process
 from ppx.errors import ProtocolError
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppx", description="Inference over simulators that speak PPX over ZeroMQ.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (prior, posterior, train, surrogate):
+    for module in (prior, posterior, train, surrogate, demo):
         module.add_parser(subparsers)
     return parser
 

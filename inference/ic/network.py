@@ -221,18 +221,22 @@ class InferenceNetwork(nn.Module):
         Traces are grouped by their sequence of address keys so that one LSTM pass
         serves each group.
         """
-        groups: dict[tuple[str, ...], list[Trace]] = {}
-        for trace in traces:
-            groups.setdefault(tuple(c.key for c in controlled_samples(trace)), []).append(trace)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        samples = [controlled_samples(trace) for trace in traces]
+        for index, choices in enumerate(samples):
+            groups.setdefault(tuple(c.key for c in choices), []).append(index)
+        # One embedding pass for the whole batch (the costly part for images), then per group.
+        observation_embedding = self.embed_observations([observed_values(t) for t in traces])
         total = torch.zeros((), dtype=torch.float64)
-        for keys, group in groups.items():
+        for keys, indices in groups.items():
             if keys:
-                total = total + self._group_loss(keys, group)
+                total = total + self._group_loss(keys, [samples[i] for i in indices],
+                                                 observation_embedding[indices])
         return total / len(traces)
 
-    def _group_loss(self, keys: tuple[str, ...], traces: list[Trace]) -> torch.Tensor:
-        observation_embedding = self.embed_observations([observed_values(t) for t in traces])
-        columns = list(zip(*(controlled_samples(t) for t in traces)))
+    def _group_loss(self, keys: tuple[str, ...], samples: list[list[Choice]],
+                    observation_embedding: torch.Tensor) -> torch.Tensor:
+        columns = list(zip(*samples))
         inputs, targets = [], []
         previous_key, previous_values = None, None
         for key, choices in zip(keys, columns):
