@@ -1,0 +1,89 @@
+"""Surrogate checkpoints: weights, config and versions in one file, written atomically.
+
+A checkpoint holds only tensors, numbers, strings, lists and dicts, so it loads
+with ``torch.load(weights_only=True)`` (no pickled objects). Keys (version 1)::
+
+    format, version        "ppx-surrogate", 1
+    versions               {"ppx-inference", "torch", "python"} that wrote it
+    config                 SurrogateConfig.to_dict()
+    data                   kind_names, energy_unit, layer_shapes, extent_mm,
+                           num_showers, energy_range of the training showers
+    conditioning           Conditioning state dict (log-energy standardisation)
+    generator, critic      latest weights; generator_optimizer, critic_optimizer
+    best_generator         the weights of the epoch with the lowest mean KS distance
+    best                   {"epoch", "score"}
+    epoch                  epochs completed
+    history                one dict per epoch (losses, Wasserstein estimate, KS, seconds)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import platform
+import tempfile
+from importlib import metadata
+from typing import Any, Union
+
+import torch
+
+from inference.surrogate.config import SurrogateConfig
+from inference.surrogate.geometry import Geometry
+
+FORMAT = "ppx-surrogate"
+VERSION = 1
+
+PathLike = Union[str, os.PathLike]
+
+
+def versions() -> dict[str, str]:
+    """The software versions recorded in a checkpoint."""
+    try:
+        package = metadata.version("ppx-inference")
+    except metadata.PackageNotFoundError:
+        package = "unknown"
+    return {"ppx-inference": package, "torch": str(torch.__version__), "python": platform.python_version()}
+
+
+def save_checkpoint(path: PathLike, checkpoint: dict[str, Any]) -> None:
+    """Write ``checkpoint`` to a temporary file beside ``path``, then move it onto ``path``."""
+    path = os.fspath(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                         dir=os.path.dirname(path) or ".")
+    os.close(handle)
+    try:
+        torch.save({"format": FORMAT, "version": VERSION, "versions": versions(), **checkpoint}, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def load_checkpoint(path: PathLike) -> dict[str, Any]:
+    """Read a checkpoint (weights only, never pickled code) and check its format.
+
+    Raises:
+        ValueError: the file is not a surrogate checkpoint or is of a newer version.
+        OSError: the file cannot be read.
+    """
+    path = os.fspath(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:  # torch's errors for files that are not checkpoints
+        raise ValueError(f"{path} is not a readable surrogate checkpoint: {err}") from err
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a surrogate checkpoint (no format {FORMAT!r})")
+    if checkpoint.get("version", 0) > VERSION:
+        raise ValueError(f"{path} is a version {checkpoint['version']} surrogate checkpoint, written by "
+                         f"{checkpoint.get('versions')}; this code reads versions up to {VERSION}")
+    return checkpoint
+
+
+def checkpoint_config(checkpoint: dict[str, Any]) -> SurrogateConfig:
+    return SurrogateConfig.from_dict(checkpoint["config"])
+
+
+def checkpoint_geometry(checkpoint: dict[str, Any]) -> Geometry:
+    data = checkpoint["data"]
+    return Geometry(tuple(tuple(shape) for shape in data["layer_shapes"]), tuple(data["extent_mm"]))
