@@ -64,7 +64,13 @@ class Job:
 
 
 def uniform_voxels(size: int, count: int, generator: torch.Generator) -> torch.Tensor:
-    keys = torch.randperm(size ** 3, generator=generator)[:count].sort().values
+    """``count`` distinct voxels drawn uniformly (without a volume-sized permutation, whose memory
+    would raise the resident-set baseline above the working set being measured)."""
+    keys = torch.zeros(0, dtype=torch.long)
+    while len(keys) < count:
+        draws = torch.randint(size ** 3, (count - len(keys) + 16,), generator=generator)
+        keys = torch.unique(torch.cat((keys, draws)))
+    keys = keys[torch.randperm(len(keys), generator=generator)[:count]].sort().values
     return torch.stack((keys // (size * size), (keys // size) % size, keys % size), dim=1)
 
 
