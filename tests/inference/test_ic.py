@@ -76,12 +76,12 @@ def test_checkpoint_reloads_weights_only_and_resumes(gaussian_trainer, tmp_path)
 
 
 def test_branching_ic_beats_prior_importance_sampling_tenfold():
-    trainer = train(branching.model, 30_000)
+    trainer = train(branching.model, 20_000)
     simulator = LocalSimulator(branching.model)
     observed = {"obs": 10.0}  # far in the tail of the prior's simulated data: held out in effect
     torch.manual_seed(2)
-    prior = importance_sampling(simulator, 20_000, observed)
-    ic = importance_sampling(simulator, 2000, observed,
+    prior = importance_sampling(simulator, 10_000, observed)
+    ic = importance_sampling(simulator, 1000, observed,
                              proposal=NetworkProposal(trainer.network, {"obs": np.array(10.0)}))
     assert ic.ess_fraction >= 10 * prior.ess_fraction
     exact = branching.exact_posterior(observed)
