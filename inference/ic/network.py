@@ -218,35 +218,61 @@ class InferenceNetwork(nn.Module):
     def loss(self, traces: Sequence[Trace]) -> torch.Tensor:
         """Mean over traces of -sum log q(value) over their controlled samples.
 
-        Traces are grouped by their sequence of address keys so that one LSTM pass
-        serves each group.
+        However their address sequences differ, all traces of a batch share one
+        packed LSTM pass, and each address's head runs once over every position
+        where that address occurs. (Grouping traces by address sequence, the
+        classic scheme, needs a pass per group and a head call per step per group,
+        which on CPU costs more than the network for simulators whose rejection
+        loops make nearly every trace's sequence unique.)
         """
-        groups: dict[tuple[str, ...], list[int]] = {}
         samples = [controlled_samples(trace) for trace in traces]
-        for index, choices in enumerate(samples):
-            groups.setdefault(tuple(c.key for c in choices), []).append(index)
-        # One embedding pass for the whole batch (the costly part for images), then per group.
+        lengths = [len(choices) for choices in samples]
+        if max(lengths, default=0) == 0:
+            return torch.zeros((), dtype=torch.float64, requires_grad=True)
         observation_embedding = self.embed_observations([observed_values(t) for t in traces])
-        total = torch.zeros((), dtype=torch.float64)
-        for keys, indices in groups.items():
-            if keys:
-                total = total + self._group_loss(keys, [samples[i] for i in indices],
-                                                 observation_embedding[indices])
-        return total / len(traces)
-
-    def _group_loss(self, keys: tuple[str, ...], samples: list[list[Choice]],
-                    observation_embedding: torch.Tensor) -> torch.Tensor:
-        columns = list(zip(*samples))
-        inputs, targets = [], []
-        previous_key, previous_values = None, None
-        for key, choices in zip(keys, columns):
-            address = self.addresses[self.address_index[key]]
-            values = stacked_values(choices, address)
-            inputs.append(self.step_input(observation_embedding, key, previous_key, previous_values))
-            targets.append((key, prior_params(choices, address), values))
-            previous_key, previous_values = key, values
-        outputs, _ = self.lstm(torch.stack(inputs))
+        rows = [b for b, length in enumerate(lengths) if length]  # traces with something to propose
+        samples = [samples[b] for b in rows]
+        observation_embedding = observation_embedding[rows]
+        steps, batch = max(lengths), len(rows)
+        # Address slot per position: 0 for padding, index + 1 otherwise.
+        slots = torch.zeros(steps, batch, dtype=torch.long)
+        for b, choices in enumerate(samples):
+            slots[:len(choices), b] = torch.tensor([self.address_index[c.key] + 1 for c in choices])
+        previous = torch.cat([torch.zeros(1, batch, dtype=torch.long), slots[:-1]])
+        inputs = torch.cat([
+            observation_embedding.unsqueeze(0).expand(steps, -1, -1),
+            self._address_table()[slots], self._address_table()[previous],
+            self.kind_embedding(self._kind_table()[slots]), self.kind_embedding(self._kind_table()[previous]),
+            self._previous_value_embeddings(samples, previous),
+        ], dim=2)
+        packed = nn.utils.rnn.pack_padded_sequence(inputs, [len(c) for c in samples], enforce_sorted=False)
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], total_length=steps)
         loss = torch.zeros((), dtype=torch.float64)
-        for output, (key, params, values) in zip(outputs, targets):
-            loss = loss - self.proposal(key, output, observation_embedding, params).log_prob(values).sum()
-        return loss
+        for slot in torch.unique(slots[slots > 0]).tolist():
+            step_index, row_index = torch.nonzero(slots == slot, as_tuple=True)
+            address = self.addresses[slot - 1]
+            choices = [samples[b][t] for t, b in zip(step_index.tolist(), row_index.tolist())]
+            proposal = self.proposal(address.key, outputs[step_index, row_index],
+                                     observation_embedding[row_index], prior_params(choices, address))
+            loss = loss - proposal.log_prob(stacked_values(choices, address)).sum()
+        return loss / len(traces)
+
+    def _address_table(self) -> torch.Tensor:
+        """Address embeddings as one matrix, row 0 (no address) zero."""
+        rows = [self.address_embeddings[f"a{i}"] for i in range(len(self.addresses))]
+        return torch.stack([torch.zeros(self.config.address_dim)] + rows)
+
+    def _kind_table(self) -> torch.Tensor:
+        return torch.tensor([0] + [BY_NAME[a.kind].type_id for a in self.addresses], dtype=torch.long)
+
+    def _previous_value_embeddings(self, samples: list[list[Choice]], previous: torch.Tensor) -> torch.Tensor:
+        """(steps, batch, value_dim): each position's embedding of the value chosen one step earlier."""
+        embedded = torch.zeros(previous.shape + (self.config.value_dim,))
+        for slot in torch.unique(previous[previous > 0]).tolist():
+            step_index, row_index = torch.nonzero(previous == slot, as_tuple=True)
+            address = self.addresses[slot - 1]
+            values = stacked_values([samples[b][t - 1] for t, b in zip(step_index.tolist(), row_index.tolist())],
+                                    address)
+            vectors = self.value_embeddings[f"a{slot - 1}"](values.float().reshape(len(values), -1))
+            embedded = embedded.index_put((step_index, row_index), vectors)
+        return embedded

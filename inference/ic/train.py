@@ -87,7 +87,7 @@ class Trainer:
             self.optimizer = None
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.network.ordered_parameters(), lr=self.config.learning_rate)
+        return torch.optim.Adam(self.network.ordered_parameters(), lr=self.config.learning_rate, foreach=True)
 
     def _prepare(self) -> None:
         while len(self.validation) < self.config.validation_size:

@@ -7,7 +7,12 @@ from torch import nn
 
 
 class ConvEmbedding(nn.Module):
-    """Two conv blocks (conv, ReLU, pool), adaptive pooling to a fixed grid, then a linear map.
+    """Two strided conv blocks, adaptive pooling to a fixed grid, then a linear map.
+
+    Both convolutions have stride 2, so the costly first layer computes at an
+    eighth of a volume's voxels (a quarter of an image's pixels): on CPU this is
+    what keeps training on 35 x 35 x 20 calorimeter images at hundreds of traces
+    per second.
 
     Works for 2D images (H, W) and 3D volumes (D, H, W), optionally with a leading
     channel axis.
@@ -22,12 +27,11 @@ class ConvEmbedding(nn.Module):
         self.has_channels = len(self.input_shape) == spatial + 1
         in_channels = self.input_shape[0] if self.has_channels else 1
         conv = nn.Conv2d if spatial == 2 else nn.Conv3d
-        pool = nn.MaxPool2d if spatial == 2 else nn.MaxPool3d
         adaptive = nn.AdaptiveAvgPool2d if spatial == 2 else nn.AdaptiveAvgPool3d
         grid = 4 if spatial == 2 else 2
         self.features = nn.Sequential(
-            conv(in_channels, channels, 3, padding=1), nn.ReLU(), pool(2, ceil_mode=True),
-            conv(channels, 2 * channels, 3, padding=1), nn.ReLU(), adaptive(grid),
+            conv(in_channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+            conv(channels, 2 * channels, 3, stride=2, padding=1), nn.ReLU(), adaptive(grid),
         )
         self.project = nn.Linear(2 * channels * grid ** spatial, embedding_dim)
 
