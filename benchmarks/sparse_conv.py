@@ -22,6 +22,12 @@ pages, so the increase is the working set of one iteration. Dense configurations
 memory (extrapolated from the largest measured one by volume) exceed the
 budgets are skipped with a note.
 
+Threads: torch's default unless ``--threads`` says otherwise. On a machine
+shared with other busy processes, use ``--threads 1``: with more threads than
+free cores every parallel op waits at an OpenMP barrier for a descheduled
+thread, which costs the sparse net (hundreds of small parallel ops) far more
+than the dense one (a few large ones) and makes both erratic.
+
 Occupancy patterns: ``uniform`` activates a random set of voxels; ``tracks``
 rasterises random straight segments (like particle tracks), whose voxels have
 several active neighbours each, so a kernel map holds more pairs per voxel.
