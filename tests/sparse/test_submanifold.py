@@ -98,10 +98,26 @@ def test_wrong_channel_count_is_named():
         SubmanifoldConv3d(3, 4)(sparse)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu():
+@pytest.mark.gpu
+def test_cuda_matches_cpu_forward_and_backward():
+    from inference.sparse import SparseConv3d, SparseConvTranspose3d, SparseGlobalPool
+
+    torch.manual_seed(0)
+    layers = nn.ModuleList([SubmanifoldConv3d(3, 8), SparseConv3d(8, 8, 3, stride=2, padding=1),
+                            SparseConvTranspose3d(8, 4, 3, stride=2, padding=1)]).double()
     dense_input = random_dense(2, 3, (16, 16, 16), 0.05)
-    _, conv = _conv_pair(3, 8, 3, 1)
-    cpu = conv(SparseTensor.from_dense(dense_input))
-    gpu = conv.cuda()(SparseTensor.from_dense(dense_input.cuda()))
-    torch.testing.assert_close(gpu.features.cpu(), cpu.features, **TOLERANCE)
+
+    def run(device):
+        net = layers.to(device)
+        net.zero_grad()
+        x = SparseTensor.from_dense(dense_input.to(device))
+        x.features.requires_grad_()
+        output = net[2](net[1](net[0](x)))
+        SparseGlobalPool("max")(output).square().sum().backward()
+        return output.features, x.features.grad, [p.grad for p in net.parameters()]
+
+    cpu, gpu = run("cpu"), run("cuda")
+    torch.testing.assert_close(gpu[0].cpu(), cpu[0], **TOLERANCE)
+    torch.testing.assert_close(gpu[1].cpu(), cpu[1], **TOLERANCE)
+    for gpu_grad, cpu_grad in zip(gpu[2], cpu[2]):
+        torch.testing.assert_close(gpu_grad.cpu(), cpu_grad, **TOLERANCE)
