@@ -34,7 +34,7 @@ class SurrogateConfig:
     """
 
     latent_dim: int = 64
-    generator_hidden: int = 512
+    generator_hidden: int = 256
     critic_hidden: int = 256
     cell_floor: float = 1e-5
     epochs: int = 30

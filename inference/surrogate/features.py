@@ -21,11 +21,15 @@ def cell_features(data: ShowerData) -> np.ndarray:
 
 
 def observable_features(data: ShowerData, threshold: float = 0.0) -> np.ndarray:
-    """High-level features: the shower-shape observables, energies on a log scale, plus the conditions."""
+    """High-level features: the shower-shape observables plus the conditions.
+
+    Energies enter as fractions of the incident energy on a signed log scale
+    (``asinh(1000 E / E_inc)``), so that no statistic of either sample sets their scale.
+    """
     observables = shower_observables(data.showers, data.energies, data.geometry, threshold=threshold)
     columns = []
     for name, values in observables.items():
         if name.startswith("energy_") or name == "total_energy":
-            values = np.sign(values) * np.log1p(np.abs(values) / np.mean(data.energies) * 1e3)
+            values = np.arcsinh(1e3 * values / data.energies)
         columns.append(values)
     return np.concatenate([np.stack(columns, axis=1), conditions(data)], axis=1)

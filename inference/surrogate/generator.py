@@ -31,7 +31,7 @@ class ShowerGenerator(nn.Module):
     """
 
     def __init__(self, geometry: Geometry = CALOGAN, condition_dim: int = 4, latent_dim: int = 64,
-                 hidden: int = 512) -> None:
+                 hidden: int = 256) -> None:
         super().__init__()
         self.geometry = geometry
         self.latent_dim = latent_dim

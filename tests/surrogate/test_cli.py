@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from inference.cli import main
-from inference.surrogate.showers_file import read_showers
+from inference.surrogate.showers_file import read_showers, write_showers
+from tests.surrogate.blobs import blob_showers
 
 TINY = ["--batch-size", "32", "--latent-dim", "8", "--generator-hidden", "32", "--critic-hidden", "32",
         "--critic-steps", "2"]
@@ -73,3 +74,22 @@ def test_errors_are_one_clear_line(args, message, tmp_path, monkeypatch, capsys)
     assert main(["surrogate", *args]) == 2
     error = capsys.readouterr().err
     assert error.startswith("ppx surrogate: error:") and message in error and "Traceback" not in error
+
+
+def test_train_resumes_and_sample_draws_chosen_conditions_in_process(tmp_path, capsys, one_thread):
+    data, checkpoint, out = tmp_path / "blobs.h5", tmp_path / "surrogate.pt", tmp_path / "photons.h5"
+    write_showers(data, blob_showers(120))
+    assert main(["surrogate", "train", "--data", str(data), "--out", str(checkpoint), "--epochs", "1", *TINY,
+                 "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 1
+    assert main(["surrogate", "train", "--data", str(data), "--out", str(checkpoint), "--epochs", "2", "--resume",
+                 "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs"] == 2 and [record["epoch"] for record in summary["history"]] == [1, 2]
+    assert main(["surrogate", "sample", "--surrogate", str(checkpoint), "-n", "40", "--kind", "photon",
+                 "--energy", "5", "20", "--seed", "1", "--out", str(out), "--quiet"]) == 0
+    assert "40 showers" in capsys.readouterr().out
+    photons = read_showers(out)
+    assert np.all(photons.kinds == 1) and np.all((photons.energies >= 5) & (photons.energies <= 20))
+    assert main(["surrogate", "sample", "--surrogate", str(checkpoint), "--kind", "muon"]) == 2
+    assert "expected one of electron, photon, pion" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 
 from inference.surrogate.geometry import CALOGAN
 from inference.surrogate.showers_file import ShowerData, ShowerWriter, read_showers, write_showers
-from tests.surrogate.conftest import blob_showers
+from tests.surrogate.blobs import blob_showers
 
 
 def test_round_trip_in_the_community_layout(tmp_path):

@@ -10,7 +10,7 @@ from inference.surrogate.checkpoint import load_checkpoint
 from inference.surrogate.config import SurrogateConfig
 from inference.surrogate.surrogate import Surrogate
 from inference.surrogate.train import train_surrogate
-from tests.surrogate.conftest import blob_showers
+from tests.surrogate.blobs import blob_showers
 
 TINY = dict(batch_size=32, latent_dim=8, generator_hidden=32, critic_hidden=32, critic_steps=2,
             selection_showers=64)
