@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from inference.controllers import PRIOR, Controller, draw_from_prior
-from inference.remote import Observations
-from inference.trace import Trace
+from inference.remote import Observations, Stages
+from inference.trace import StageCall, Trace
 from ppx.distributions import kind_of
-from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE
-from ppx.runtime import Handler, Site, run_model
+from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, SITE_STAGE
+from ppx.runtime import Handler, Site, run_model, run_stage
 from ppx.simulator import as_result_array, value_tensor
 
 
@@ -26,9 +26,10 @@ def _as_array(value: torch.Tensor) -> np.ndarray:
 
 
 class _Control(Handler):
-    def __init__(self, controller: Controller, observations: Observations) -> None:
+    def __init__(self, controller: Controller, observations: Observations, stages: Stages) -> None:
         self.controller = controller
         self.observations = observations
+        self.stages = stages
         self.trace = Trace()
 
     def process(self, site: Site) -> None:
@@ -53,6 +54,11 @@ class _Control(Handler):
                 value = draw_from_prior(site.distribution)
             trace.add(RECORD_OBSERVE, site.address, site.name, value, distribution=site.distribution,
                       observed=observed is not None)
+        elif site.kind == SITE_STAGE:
+            surrogate = self.stages.get(site.name)
+            function, inputs = site.stage
+            site.value = run_stage(surrogate, (inputs,)) if surrogate else run_stage(function, inputs)
+            trace.stages.append(StageCall(site.name, inputs, site.value, surrogate=surrogate is not None))
         else:
             trace.add(site.kind, site.address, site.name, _as_array(site.value))
 
@@ -62,14 +68,16 @@ class LocalSimulator:
 
     Args:
         model: a function of no arguments using ``ppx.sample``/``observe``/``tag``.
+        stages: surrogates by stage name, replacing the model's ``ppx.stage`` calls.
     """
 
-    def __init__(self, model: Callable[[], Any]) -> None:
+    def __init__(self, model: Callable[[], Any], stages: Optional[Stages] = None) -> None:
         self.model = model
         self.model_name = getattr(model, "__name__", "model")
+        self.stages = dict(stages or {})
 
     def run(self, controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Trace:
-        with _Control(controller, observations or {}) as handler:
+        with _Control(controller, observations or {}, self.stages) as handler:
             result = run_model(self.model)
         handler.trace.result = as_result_array(result)
         return handler.trace

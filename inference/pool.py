@@ -20,8 +20,8 @@ from typing import Callable, Optional, Sequence
 import zmq
 
 from inference.controllers import PRIOR, Controller
-from inference.remote import (Job, Observations, ProposalRequest, RemoteSimulator, answer_proposals, batch_job,
-                              trace_job)
+from inference.remote import (Job, Observations, ProposalRequest, RemoteSimulator, Stages, answer_proposals,
+                              batch_job, trace_job)
 from inference.trace import Trace
 from ppx.errors import ProtocolError
 from ppx.transport import fresh_ipc_address
@@ -68,16 +68,20 @@ class SimulatorPool:
             declared hung and restarted.
         startup_timeout: seconds a new copy may take to answer its Handshake.
         max_restarts: give up (``ProtocolError``) after this many restarts in one pool.
+        stages: surrogates by stage name, used for stages the simulators offer
+            (engine-driven traces only; batched prior traces run every stage locally).
     """
 
     def __init__(self, command: str | Sequence[str], workers: int = 2, *, timeout: float = 30.0,
-                 startup_timeout: float = 60.0, max_restarts: int = 100) -> None:
+                 startup_timeout: float = 60.0, max_restarts: int = 100,
+                 stages: Optional[Stages] = None) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.command = command
         self.timeout = timeout
         self.startup_timeout = startup_timeout
         self.max_restarts = max_restarts
+        self.stages = dict(stages or {})
         self.restarts = 0
         self.dropped = 0
         self._workers = [_Worker(i) for i in range(workers)]
@@ -217,7 +221,7 @@ class SimulatorPool:
     def run_many(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
                  on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
         """One engine-driven trace per controller, in parallel over the copies."""
-        jobs = [(lambda c=c: trace_job(c, observations)) for c in controllers]
+        jobs = [(lambda c=c: trace_job(c, observations, self.stages)) for c in controllers]
         return [traces[0] for traces in self.execute(jobs, on_done)]
 
     def prior(self, num_traces: int, observations: Optional[Observations] = None, batch_size: int = 64,

@@ -15,7 +15,7 @@ from typing import Any, Callable, Generator, Mapping, Optional, Sequence
 import numpy as np
 
 from inference.controllers import PRIOR, Controller, draw_from_prior
-from inference.trace import Trace
+from inference.trace import StageCall, Trace
 from ppx import codec
 from ppx import messages as m
 from ppx.batch import unpack
@@ -56,10 +56,12 @@ def answer_proposals(requests: Sequence[ProposalRequest]) -> list[tuple[np.ndarr
     return results
 Observations = Mapping[str, np.ndarray]
 
-ENGINE_CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR)
+ENGINE_CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE)
 _OBSERVE_RESULT = codec.encode(m.ObserveResult())
 _TAG_RESULT = codec.encode(m.TagResult())
 _RUN = codec.encode(m.Run())
+_RUN_STAGE_LOCALLY = codec.encode(m.StageResult(run_locally=True))
+_STAGE_OUTPUT_RESULT = codec.encode(m.StageOutputResult())
 
 
 def _invalid_distribution(message: m.Sample | m.Observe, err: ValueError) -> ProtocolError:
@@ -75,9 +77,16 @@ def _unexpected(reply: m.Message, during: str) -> ProtocolError:
     return ProtocolError(f"unexpected {type(reply).__name__} from the simulator {during}")
 
 
-def trace_job(controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Job:
-    """One engine-driven trace: every sample's value comes from ``controller``."""
+Stages = Mapping[str, Callable[[tuple[np.ndarray, ...]], tuple[np.ndarray, ...]]]
+"""Surrogates by stage name: each maps a stage's inputs to its outputs."""
+
+
+def trace_job(controller: Controller = PRIOR, observations: Optional[Observations] = None,
+              stages: Optional[Stages] = None) -> Job:
+    """One engine-driven trace: every sample's value comes from ``controller``; stages the
+    simulator offers run on the engine's surrogates when ``stages`` has one by that name."""
     observations = observations or {}
+    stages = stages or {}
     trace = Trace()
     reply = codec.decode((yield _RUN))
     while True:
@@ -115,6 +124,18 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
         elif isinstance(reply, m.Tag):
             trace.add(m.RECORD_TAG, reply.address, reply.name, reply.value)
             reply = codec.decode((yield _TAG_RESULT))
+        elif isinstance(reply, m.StageRequest):
+            surrogate = stages.get(reply.name)
+            if surrogate is None:
+                output = codec.decode((yield _RUN_STAGE_LOCALLY))
+                if not isinstance(output, m.StageOutput):
+                    raise _unexpected(output, f"instead of the outputs of stage {reply.name!r}")
+                trace.stages.append(StageCall(reply.name, reply.inputs, output.outputs, surrogate=False))
+                reply = codec.decode((yield _STAGE_OUTPUT_RESULT))
+            else:
+                outputs = tuple(np.asarray(o, dtype=np.float64) for o in surrogate(reply.inputs))
+                trace.stages.append(StageCall(reply.name, reply.inputs, outputs, surrogate=True))
+                reply = codec.decode((yield codec.encode(m.StageResult(run_locally=False, outputs=outputs))))
         elif isinstance(reply, m.RunResult):
             trace.result = reply.result
             return [trace]
@@ -144,8 +165,10 @@ class RemoteSimulator:
     """
 
     def __init__(self, address: str, timeout: float = 30.0, handshake_timeout: Optional[float] = None,
-                 system_name: str = "ppx-engine", alive: Optional[Callable[[], bool]] = None) -> None:
+                 system_name: str = "ppx-engine", alive: Optional[Callable[[], bool]] = None,
+                 stages: Optional[Stages] = None) -> None:
         self.connection = Connection(address, timeout)
+        self.stages = dict(stages or {})
         self.system_name = system_name
         self.model_name = ""
         self.peer_system_name = ""
@@ -209,7 +232,7 @@ class RemoteSimulator:
                 return done.value
 
     def run(self, controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Trace:
-        return self.execute(trace_job(controller, observations))[0]
+        return self.execute(trace_job(controller, observations, self.stages))[0]
 
     def run_many(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
                  on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:

@@ -9,7 +9,7 @@ are asked for.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -95,14 +95,24 @@ class Choice:
                 f"value={self.value.tolist()!r})")
 
 
-class Trace:
-    """The ordered choices of one run and the model's result."""
+class StageCall(NamedTuple):
+    """One call of a named simulator stage: its inputs, outputs and who computed them."""
 
-    __slots__ = ("choices", "result", "_instances")
+    name: str
+    inputs: tuple[np.ndarray, ...]
+    outputs: tuple[np.ndarray, ...]
+    surrogate: bool
+
+
+class Trace:
+    """The ordered choices of one run, the stage calls the engine saw, and the model's result."""
+
+    __slots__ = ("choices", "result", "stages", "_instances")
 
     def __init__(self) -> None:
         self.choices: list[Choice] = []
         self.result: Optional[np.ndarray] = None
+        self.stages: list[StageCall] = []
         self._instances: dict[str, int] = {}
 
     def add(self, kind: int, address: str, name: str, value: np.ndarray, *,

@@ -13,10 +13,10 @@
 
 from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError, VersionMismatch
 from ppx.messages import PROTOCOL_VERSION
-from ppx.runtime import Handler, observe, sample, scope, tag
+from ppx.runtime import Handler, observe, sample, scope, stage, tag
 from ppx.simulator import serve
 
 __all__ = [
     "Handler", "PROTOCOL_VERSION", "ProtocolError", "ProtocolTimeout", "SimulatorError",
-    "VersionMismatch", "observe", "sample", "scope", "serve", "tag",
+    "VersionMismatch", "observe", "sample", "scope", "serve", "stage", "tag",
 ]

@@ -166,6 +166,25 @@ class _Distribution(_Field):
         return m.WireDistribution(type_id, tuple(params))
 
 
+class _Tensors(_Field):
+    """A vector of Tensor tables (stage inputs and outputs)."""
+
+    def add(self, value: tuple[np.ndarray, ...], fields: Fields) -> None:
+        if value:
+            fields[0].append((self.slot, _write_tensors, tuple(value)))
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...], message_name: str) -> tuple[np.ndarray, ...]:
+        at = reader.offset(table, slots, self.slot)
+        if at is None:
+            return ()
+        what = f"{message_name}.{self.attribute}"
+        return tuple(_read_tensor(reader, tensor, f"{what}[{i}]") for i, tensor in enumerate(reader.tables_at(at)))
+
+
+def _write_tensors(writer: Writer, tensors: tuple[np.ndarray, ...]) -> int:
+    return writer.tables(tensors, _write_tensor)
+
+
 class _Vector(_Field):
     """A column of numeric values (TraceBatch), read as a numpy view."""
 
@@ -238,6 +257,10 @@ _SCHEMA: dict[type, tuple[_Field, ...]] = {
         _Table("results", 9, m.RaggedTensors, _RAGGED),
     ),
     m.Error: (_String("message", 0),),
+    m.StageRequest: (_String("name", 0), _Tensors("inputs", 1)),
+    m.StageResult: (_Scalar("run_locally", 0, 1, True), _Tensors("outputs", 1)),
+    m.StageOutput: (_String("name", 0), _Tensors("outputs", 1)),
+    m.StageOutputResult: (),
 }
 
 _TYPE_ID: dict[type, int] = {cls: i + 1 for i, cls in enumerate(m.MESSAGE_TYPES)}

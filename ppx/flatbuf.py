@@ -120,6 +120,20 @@ class Writer:
         buf.append(0)
         return at
 
+    def tables(self, items: tuple[Any, ...], write: Callable[["Writer", Any], int]) -> int:
+        """A vector of tables, each written by ``write(self, item)`` after the vector."""
+        buf = self.buf
+        pad = -len(buf) & 3
+        if pad:
+            buf += _ZEROS[:pad]
+        at = len(buf)
+        buf += _U32.pack(len(items))
+        buf += bytes(4 * len(items))
+        for i, item in enumerate(items):
+            slot = at + 4 + 4 * i
+            _U32.pack_into(self.buf, slot, write(self, item) - slot)
+        return at
+
     def strings(self, texts: tuple[str, ...]) -> int:
         buf = self.buf
         pad = -len(buf) & 3
@@ -218,6 +232,12 @@ class Reader:
     def array_at(self, start: int, dtype: np.dtype) -> np.ndarray:
         first, length = self.vector_at(start, dtype.itemsize)
         return np.frombuffer(self.buf, dtype=dtype, count=length, offset=first)
+
+    def tables_at(self, start: int) -> list[int]:
+        """Positions of the tables a vector of tables points to."""
+        first, length = self.vector_at(start, 4)
+        buf = self.buf
+        return [first + 4 * i + _U32.unpack_from(buf, first + 4 * i)[0] for i in range(length)]
 
     def strings_at(self, start: int) -> tuple[str, ...]:
         first, length = self.vector_at(start, 4)

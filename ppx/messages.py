@@ -8,7 +8,7 @@ message is its position there plus one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np
@@ -18,6 +18,7 @@ PROTOCOL_VERSION = 1
 
 CAPABILITY_TRACE_BATCH = "trace-batch"
 CAPABILITY_ERROR = "error"
+CAPABILITY_STAGE = "stage"
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,6 +135,8 @@ class Reset:
 
 
 RECORD_SAMPLE, RECORD_OBSERVE, RECORD_TAG = 0, 1, 2
+SITE_STAGE = 3
+"""A stage call: a site kind of the simulator's handler stack, never a trace record."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,14 +160,39 @@ class Error:
     message: str = ""
 
 
+@dataclass(frozen=True, eq=False)
+class StageRequest:
+    name: str
+    inputs: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class StageResult:
+    run_locally: bool = True
+    outputs: tuple[np.ndarray, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class StageOutput:
+    name: str
+    outputs: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class StageOutputResult:
+    pass
+
+
 Message = Union[
     Handshake, HandshakeResult, Run, RunResult, Sample, SampleResult, Observe,
-    ObserveResult, Tag, TagResult, Reset, TraceBatch, Error,
+    ObserveResult, Tag, TagResult, Reset, TraceBatch, Error, StageRequest, StageResult,
+    StageOutput, StageOutputResult,
 ]
 
 MESSAGE_TYPES: tuple[type, ...] = (
     Handshake, HandshakeResult, Run, RunResult, Sample, SampleResult, Observe,
-    ObserveResult, Tag, TagResult, Reset, TraceBatch, Error,
+    ObserveResult, Tag, TagResult, Reset, TraceBatch, Error, StageRequest, StageResult,
+    StageOutput, StageOutputResult,
 )
 """Members of the wire union in id order (id = index + 1)."""
 

@@ -18,11 +18,12 @@ import contextlib
 import sys
 from dataclasses import dataclass
 from types import CodeType
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
+import numpy as np
 import torch
 
-from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG
+from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, SITE_STAGE
 
 _HANDLERS: list["Handler"] = []
 _SCOPES: list[str] = []
@@ -38,8 +39,10 @@ class Site:
     address: str
     name: str
     distribution: Optional[torch.distributions.Distribution]
-    value: Optional[torch.Tensor]
+    value: Any
     control: bool = True
+    stage: Optional[tuple[Callable[..., Any], tuple[np.ndarray, ...]]] = None
+    """For a stage call: the function and its inputs."""
 
 
 class Handler:
@@ -68,6 +71,8 @@ def _apply(site: Site) -> Site:
         handler.process(site)
     if site.value is None and site.kind == RECORD_SAMPLE:
         site.value = site.distribution.sample()
+    elif site.value is None and site.kind == SITE_STAGE:
+        site.value = run_stage(*site.stage)
     for handler in _HANDLERS:
         handler.postprocess(site)
     return site
@@ -132,6 +137,28 @@ def observe(
 def tag(value: Any, name: Optional[str] = None, *, address: Optional[str] = None) -> torch.Tensor:
     """Record a derived quantity in the trace so posteriors can be read for it."""
     site = Site(RECORD_TAG, _address(name, address), name or "", None, torch.as_tensor(value))
+    return _apply(site).value
+
+
+def run_stage(function: Callable[..., Any], inputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Call a stage function and return its outputs as a tuple of float64 arrays."""
+    outputs = function(*inputs)
+    if not isinstance(outputs, (tuple, list)):
+        outputs = (outputs,)
+    return tuple(np.asarray(output, dtype=np.float64) for output in outputs)
+
+
+def stage(name: str, function: Callable[..., Any], *inputs: Any) -> tuple[np.ndarray, ...]:
+    """Run a named, replaceable stage of the simulator, such as a calorimeter shower.
+
+    ``function(*inputs)`` returns one array or a tuple of arrays. Under an engine
+    that negotiated the ``stage`` extension, the engine may answer with a
+    surrogate's outputs instead (or record what the stage produced); otherwise
+    the function simply runs. Always returns a tuple of float64 arrays.
+    """
+    arrays = tuple(np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+                   for x in inputs)
+    site = Site(SITE_STAGE, name, name, None, None, stage=(function, arrays))
     return _apply(site).value
 
 

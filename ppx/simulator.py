@@ -21,12 +21,12 @@ from ppx import messages as m
 from ppx.batch import Record, pack
 from ppx.distributions import kind_of, to_wire
 from ppx.errors import ProtocolError
-from ppx.runtime import Handler, Site, run_model
+from ppx.runtime import Handler, Site, run_model, run_stage
 from ppx.transport import DEFAULT_ADDRESS, Listener
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR)
+CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE)
 _ENCODED_OBSERVE_RESULT = codec.encode(m.ObserveResult())
 
 
@@ -68,8 +68,9 @@ class _Restart(Exception):
 class _Forward(Handler):
     """Forwards each site to the engine over the socket and takes the engine's value."""
 
-    def __init__(self, listener: Listener) -> None:
+    def __init__(self, listener: Listener, capabilities: frozenset[str]) -> None:
         self.listener = listener
+        self.offers_stages = m.CAPABILITY_STAGE in capabilities
 
     def _exchange(self, message: m.Message, expected: type) -> m.Message:
         self.listener.reply(codec.encode(message))
@@ -87,8 +88,20 @@ class _Forward(Handler):
             wire = m.WireDistribution(*to_wire(site.distribution))
             value = None if site.value is None else _wire_value(site.value)
             self._exchange(m.Observe(site.address, site.name, wire, value), m.ObserveResult)
+        elif site.kind == m.SITE_STAGE:
+            if self.offers_stages:
+                site.value = self._offer_stage(site)
         else:
             self._exchange(m.Tag(site.address, site.name, _wire_value(site.value)), m.TagResult)
+
+    def _offer_stage(self, site: Site) -> tuple[np.ndarray, ...]:
+        function, inputs = site.stage
+        reply = self._exchange(m.StageRequest(site.name, inputs), m.StageResult)
+        if not reply.run_locally:
+            return reply.outputs
+        outputs = run_stage(function, inputs)
+        self._exchange(m.StageOutput(site.name, outputs), m.StageOutputResult)
+        return outputs
 
 
 class _Record(Handler):
@@ -102,6 +115,8 @@ class _Record(Handler):
             site.value = site.distribution.sample()
 
     def postprocess(self, site: Site) -> None:
+        if site.kind == m.SITE_STAGE:
+            return
         wire = None if site.distribution is None else m.WireDistribution(*to_wire(site.distribution))
         self.records.append(Record(site.kind, site.address, site.name, wire, _wire_value(site.value),
                                    site.control))
@@ -154,7 +169,7 @@ class _Session:
 
     def _run_forwarded(self) -> None:
         try:
-            with _Forward(self.listener):
+            with _Forward(self.listener, self.capabilities):
                 result = run_model(self.model)
         except _Restart:
             raise

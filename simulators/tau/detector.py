@@ -29,7 +29,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+import ppx
 from simulators.calo.geometry import FACE_MM, LAYERS, MIP_VISIBLE_GEV_PER_MM, SAMPLING_FRACTION
+from simulators.calo.kinds import KINDS, kind_index
 from simulators.calo.mean_profile import mean_depth_profile
 from simulators.calo.spots import landau_fluctuations
 from simulators.tau.particles import Particle, Response
@@ -120,5 +122,8 @@ def deposit(particles: Sequence[Particle], shower_stage: ShowerStage, rng: np.ra
             image += place_track(eta, phi, rng)
         else:
             kind, energy = particle.species.shower_kind, float(particle.momentum[0])
-            image += place_shower(shower_stage(kind, energy, rng), eta, phi, kind, energy)
+            # Offered to the engine as the named stage "shower", which a surrogate may replace.
+            layers = ppx.stage("shower", lambda k, e: shower_stage(KINDS[int(k)], float(e), rng), kind_index(kind),
+                               energy)
+            image += place_shower(tuple(layers), eta, phi, kind, energy)
     return image

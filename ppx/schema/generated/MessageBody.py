@@ -17,3 +17,7 @@ class MessageBody(object):
     Reset = 11
     TraceBatch = 12
     Error = 13
+    StageRequest = 14
+    StageResult = 15
+    StageOutput = 16
+    StageOutputResult = 17

@@ -1,0 +1,50 @@
+"""The negotiated "stage" extension: the tau simulator offers its shower stage to the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inference.local import LocalSimulator
+from inference.remote import RemoteSimulator
+from simulators import tau_decay
+
+LAYER_SHAPES = [(3, 96), (12, 12), (12, 6)]
+
+
+def empty_shower(inputs):
+    return tuple(np.zeros(shape) for shape in LAYER_SHAPES)
+
+
+def expected_image(trace) -> np.ndarray:
+    return trace.named("calorimeter").wire.params[0]
+
+
+def test_engine_records_the_stage_when_the_simulator_runs_it(start_simulator):
+    with RemoteSimulator(start_simulator("simulators.tau_decay"), handshake_timeout=60) as simulator:
+        assert "stage" in simulator.capabilities
+        traces = [simulator.run() for _ in range(6)]
+    calls = [call for trace in traces for call in trace.stages]
+    assert calls, "no showering particle in six tau decays"
+    for call in calls:
+        assert call.name == "shower" and not call.surrogate
+        kind, energy = (float(x) for x in call.inputs)
+        assert kind in (0.0, 1.0, 2.0) and energy > 0
+        assert [o.shape for o in call.outputs] == LAYER_SHAPES
+
+
+def test_engine_surrogate_replaces_the_shower_stage(start_simulator):
+    address = start_simulator("simulators.tau_decay")
+    with RemoteSimulator(address, handshake_timeout=60, stages={"shower": empty_shower}) as simulator:
+        traces = [simulator.run() for _ in range(8)]
+    showered = [t for t in traces if t.stages]
+    assert showered and all(call.surrogate for t in showered for call in t.stages)
+    muonic = {tau_decay.CHANNELS.channels[i].name for i in range(len(tau_decay.CHANNELS.channels))
+              if "mu" in tau_decay.CHANNELS.channels[i].name}
+    for trace in showered:
+        if tau_decay.CHANNELS.channels[int(trace.named("channel").value)].name not in muonic:
+            assert not expected_image(trace).any()  # every deposit came from the empty surrogate
+
+
+def test_in_process_simulator_uses_the_same_surrogates():
+    traces = LocalSimulator(tau_decay.model, stages={"shower": empty_shower}).prior(6)
+    assert all(call.surrogate for trace in traces for call in trace.stages)
