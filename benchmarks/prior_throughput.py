@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
+
 from benchmarks._processes import machine, simulator_process
 from inference.local import LocalSimulator
 from inference.remote import RemoteSimulator
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as the ppx command and the simulators run
     local = LocalSimulator(gaussian.model)
     local.prior(500)
     in_process = rate(local.prior, args.traces)

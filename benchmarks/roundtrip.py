@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
+
 import zmq
 
 from benchmarks._processes import machine, simulator_process
@@ -59,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as the ppx command and the simulators run
     raw = raw_round_trips_per_second(args.seconds)
     engine = engine_round_trips_per_second(args.seconds)
     print(f"machine: {machine()}")

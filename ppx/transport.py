@@ -146,11 +146,9 @@ class Listener:
         promptly even when the signal lands on one of ZeroMQ's threads.
         """
         socket = self._socket
-        while True:
-            try:
-                return socket.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                socket.poll(_SIGNAL_CHECK_MS)
+        while not socket.poll(_SIGNAL_CHECK_MS):
+            pass
+        return socket.recv()
 
     def reply(self, frame: bytes) -> None:
         self._socket.send(frame, copy=len(frame) < 65536)
