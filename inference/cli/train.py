@@ -6,8 +6,9 @@ import argparse
 import glob
 import time
 from contextlib import ExitStack
+from typing import Any
 
-from inference.cli.common import add_common_arguments, emit, open_simulator
+from inference.cli.common import _positive_int, add_common_arguments, configure_process, emit, open_simulator
 from inference.ic import NetworkConfig, OfflineSource, OnlineSource, Trainer, TrainingConfig
 
 
@@ -33,7 +34,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--embedding", action="append", default=[], metavar="NAME=KIND",
                         help="observation embedding for an observed name: feedforward, cnn or sparse3d "
                              "(default chosen by shape)")
+    _add_distributed_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "data-parallel training",
+        "--batch-size is the global batch, split evenly over the ranks. Under torchrun (RANK and WORLD_SIZE "
+        "set) this command runs as one rank. Online, every rank launches its own --simulator pool; an "
+        "--address may name each rank's simulator with {rank} or {local_rank}.")
+    group.add_argument("--nproc", type=_positive_int, default=1,
+                       help="train with this many processes on this machine (default 1)")
+    group.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
+                       help="torch.distributed backend (default auto: gloo, as the network trains on CPU)")
+    group.add_argument("--collective-timeout", type=float, default=300.0,
+                       help="seconds a rank waits for the others before failing (default 300)")
+    group.add_argument("--optimizer", choices=("adam", "lamb", "larc"), default="adam",
+                       help="adam (default), or a layer-wise adaptive large-batch optimizer")
+    group.add_argument("--lr-scaling", choices=("none", "linear", "sqrt"), default="none",
+                       help="scale --learning-rate by the global batch over --reference-batch-size "
+                            "(default none)")
+    group.add_argument("--reference-batch-size", type=_positive_int, default=64,
+                       help="batch size at which --learning-rate was tuned (default 64)")
+    group.add_argument("--warmup-steps", type=int, default=0,
+                       help="steps of linear learning-rate warm-up (default 0)")
 
 
 def _embeddings(items: list[str]) -> dict[str, str]:
@@ -49,6 +74,17 @@ def _embeddings(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise ValueError("--out PATH is required: where the network checkpoint is written")
+    from inference.ic.distributed import launch_local, ranks_from_environment
+    if args.nproc > 1:
+        if args.address and args.address == args.address.format(rank=0, local_rank=0):
+            raise ValueError("with --nproc, --address must name each rank's simulator with {rank} (e.g. "
+                             "ipc:///tmp/sim{rank}.sock), or use --simulator CMD to give each rank a pool")
+        if ranks_from_environment() is not None:
+            raise ValueError("--nproc starts its own ranks; under torchrun give --nproc-per-node to torchrun")
+        launch_local(args.nproc, _run_rank, args)
+        return 0
+    if ranks_from_environment() is not None or _large_batch_options(args) != _large_batch_options(None):
+        return _train_as_rank(args)
     if args.seed is not None:
         import torch
         torch.manual_seed(args.seed)
@@ -67,18 +103,85 @@ def run(args: argparse.Namespace) -> int:
         stack.callback(source.close)
         trainer = Trainer(source, network, training, checkpoint=args.out, resume=args.resume)
         progress = trainer.train(args.num_traces, progress_bar=not args.quiet)
-    seconds = time.perf_counter() - started
+    _report(args, trainer, progress, time.perf_counter() - started)
+    return 0
+
+
+def _report(args: argparse.Namespace, trainer: Trainer, progress: dict[str, Any], seconds: float,
+            **extra: Any) -> None:
     summary = {
         "traces": progress["traces"], "steps": progress["steps"], "seconds": seconds,
         "traces_per_second": progress["traces"] / max(progress["seconds"], 1e-9),
         "loss": progress["loss"][-1][1] if progress["loss"] else None,
         "validation_loss": progress["validation"][-1][1] if progress["validation"] else None,
         "validation": progress["validation"],
-        "addresses": len(trainer.network.addresses), "out": args.out,
+        "addresses": len(trainer.network.addresses), "out": args.out, **extra,
     }
     table = (f"trained on {summary['traces']} traces in {seconds:.1f} s; addresses {summary['addresses']}; "
              f"validation loss {summary['validation_loss']:.4f}; network written to {args.out}")
     emit(args, summary, table)
+
+
+def _large_batch_options(args: argparse.Namespace | None) -> tuple:
+    if args is None:
+        return ("adam", "none", 0)
+    return (args.optimizer, args.lr_scaling, args.warmup_steps)
+
+
+def _run_rank(args: argparse.Namespace) -> None:
+    """One rank started by ``--nproc``: like ``ppx`` itself, report errors on stderr and exit 2."""
+    import sys
+
+    from ppx.errors import ProtocolError
+    configure_process(args)
+    try:
+        code = _train_as_rank(args)
+    except (ValueError, ProtocolError, OSError) as err:
+        print(f"ppx train: error: {err}", file=sys.stderr)
+        code = 2
+    if code:
+        sys.exit(code)
+
+
+def _train_as_rank(args: argparse.Namespace) -> int:
+    """Train as this process's rank of the group torchrun (or ``--nproc``) set up."""
+    import torch
+
+    from inference.ic.distributed import (DistributedConfig, DistributedTrainer, local_batch_size,
+                                          process_group, sharded_offline_source, tag_log_records)
+    from inference.ic.optim import LargeBatchConfig
+    large_batch = LargeBatchConfig(optimizer=args.optimizer, lr_scaling=args.lr_scaling,
+                                   reference_batch_size=args.reference_batch_size, warmup_steps=args.warmup_steps)
+    distributed = DistributedConfig(backend=args.backend, timeout=args.collective_timeout)
+    training = TrainingConfig(batch_size=args.batch_size, learning_rate=args.learning_rate,
+                              validation_size=args.validation_size, checkpoint_every=args.checkpoint_every)
+    network = NetworkConfig(lstm_dim=args.lstm_dim, observation_dim=args.observation_dim,
+                            components=args.components, embeddings=_embeddings(args.embedding))
+    started = time.perf_counter()
+    with process_group(distributed) as group, ExitStack() as stack:
+        tag_log_records(group.rank)
+        if args.seed is not None:
+            # Rank 0 draws like a single process; the others' in-process simulators must differ.
+            torch.manual_seed(args.seed + group.rank)
+        if args.dataset:
+            paths = sorted({path for pattern in args.dataset for path in (glob.glob(pattern) or [pattern])})
+            source: Any = sharded_offline_source(paths, args.batch_size, group, seed=args.seed)
+        else:
+            own = argparse.Namespace(**vars(args))
+            if args.address:
+                own.address = args.address.format(rank=group.rank, local_rank=group.local_rank)
+                if own.address == args.address and group.world_size > 1:
+                    raise ValueError("with several ranks, --address must name each rank's simulator with "
+                                     "{rank} or {local_rank}, or use --simulator CMD to give each rank a pool")
+            simulator = stack.enter_context(open_simulator(own))
+            source = OnlineSource(simulator, local_batch_size(args.batch_size, group.world_size))
+        stack.callback(source.close)
+        trainer = DistributedTrainer(source, group, network, training, large_batch, distributed,
+                                     checkpoint=args.out, resume=args.resume)
+        progress = trainer.train(args.num_traces, progress_bar=not args.quiet)
+        if group.is_main:
+            _report(args, trainer, progress, time.perf_counter() - started, ranks=group.world_size,
+                    timings=trainer.timings)
     return 0
 
 

@@ -121,6 +121,10 @@ class Trainer:
         self.optimizer.step()
         return loss.item()
 
+    def _traces_in(self, batch: list[Trace]) -> int:
+        """Traces the step on ``batch`` trained on (a data-parallel trainer counts every rank's)."""
+        return len(batch)
+
     def _set_learning_rate(self, done: float) -> None:
         scale = 1.0 - (1.0 - self.config.final_learning_rate) * min(max(done, 0.0), 1.0)
         for group in self.optimizer.param_groups:
@@ -148,12 +152,13 @@ class Trainer:
                 batch = self.source.next_batch()
                 self._set_learning_rate(self.progress["traces"] / target)
                 loss = self.step(batch)
-                self.progress["traces"] += len(batch)
+                count = self._traces_in(batch)
+                self.progress["traces"] += count
                 self.progress["steps"] += 1
                 self.progress["loss"].append((self.progress["traces"], loss))
                 elapsed = time.perf_counter() - started
                 self.progress["seconds"] = seconds_before + elapsed
-                bar.update(len(batch))
+                bar.update(count)
                 bar.set_postfix(loss=f"{loss:.3f}", val=f"{self.progress['validation'][-1][1]:.3f}",
                                 rate=f"{bar.n / max(elapsed, 1e-9):.0f}/s", refresh=False)
                 if time.perf_counter() - last_checkpoint > self.config.checkpoint_every:
