@@ -44,7 +44,8 @@ def rate(make: Callable[[int], object], count: int, repeats: int = 1) -> float:
 def untrained_surrogate() -> Surrogate:
     config = SurrogateConfig()
     conditioning = Conditioning(len(calorimeter.KINDS), float(np.log(30.0)), 1.0)
-    generator = ShowerGenerator(CALOGAN, conditioning.dim, config.latent_dim, config.generator_hidden)
+    generator = ShowerGenerator(CALOGAN, conditioning.dim, config.latent_dim, config.generator_hidden,
+                                config.cell_pattern)
     return Surrogate(generator, conditioning, CALOGAN, calorimeter.KINDS, "GeV", calorimeter.ENERGY_RANGE)
 
 

@@ -26,6 +26,8 @@ _TRAINING_FLAGS = {
     "batch_size": (int, "showers per critic step (default 128)"),
     "latent_dim": (int, "generator noise size (default 64)"),
     "generator_hidden": (int, "generator width (default 256; 512 is a little more faithful and half as fast)"),
+    "cell_pattern": (str, "how a layer's energy is spread over cells: softmax (default; data with cell noise) "
+                          "or relu (exact zeros; noiseless data)"),
     "critic_hidden": (int, "critic width (default 256)"),
     "critic_steps": (int, "critic steps per generator step (default 5)"),
     "gradient_penalty": (float, "gradient-penalty weight (default 10)"),
@@ -61,8 +63,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", default="surrogate.pt", metavar="PATH", help="checkpoint (default surrogate.pt)")
     train.add_argument("--resume", action="store_true", help="continue the checkpoint at --out if it exists")
     for name, (kind, help_text) in _TRAINING_FLAGS.items():
-        train.add_argument("--" + name.replace("_", "-"), dest=name, type=_positive_int if kind is int else float,
-                           help=help_text)
+        train.add_argument("--" + name.replace("_", "-"), dest=name, help=help_text,
+                           **({"choices": ("softmax", "relu")} if kind is str else
+                              {"type": _positive_int if kind is int else float}))
     _add_process_flags(train, seeds="the data split, initial weights and noise (default 0)")
     train.set_defaults(run=run_train)
 

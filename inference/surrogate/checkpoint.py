@@ -80,6 +80,15 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     return checkpoint
 
 
+def load_weights(module: torch.nn.Module, state: dict[str, Any], what: str, path: str) -> None:
+    """``module.load_state_dict(state)``, with a mismatch reported as a ValueError naming the checkpoint."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: the saved {what} does not fit this version's network (it was written by "
+                         f"a different version of the surrogate code); retrain it. {err}") from err
+
+
 def checkpoint_config(checkpoint: dict[str, Any]) -> SurrogateConfig:
     return SurrogateConfig.from_dict(checkpoint["config"])
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
-ARCHITECTURE_FIELDS = ("latent_dim", "generator_hidden", "critic_hidden", "cell_floor")
+ARCHITECTURE_FIELDS = ("latent_dim", "generator_hidden", "cell_pattern", "critic_hidden", "cell_floor")
 """Fields that shape the networks: a resumed run must keep them."""
 
 
@@ -16,6 +16,9 @@ class SurrogateConfig:
     Attributes:
         latent_dim: size of the generator's noise input.
         generator_hidden: width of the generator's shared layers.
+        cell_pattern: how the generator spreads a layer's energy over its cells:
+            ``"softmax"`` (every cell gets a share; suits data with cell noise)
+            or ``"relu"`` (missed cells get exactly nothing; noiseless data).
         critic_hidden: width of the critic's dense layers.
         cell_floor: cell energy, as a fraction of the incident energy, below
             which the critic's log view of a cell stops resolving it.
@@ -35,6 +38,7 @@ class SurrogateConfig:
 
     latent_dim: int = 64
     generator_hidden: int = 256
+    cell_pattern: Literal["softmax", "relu"] = "softmax"
     critic_hidden: int = 256
     cell_floor: float = 1e-5
     epochs: int = 30
@@ -58,6 +62,8 @@ class SurrogateConfig:
         for name in ("cell_floor", "generator_lr", "critic_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.cell_pattern not in ("softmax", "relu"):
+            raise ValueError(f"cell_pattern must be 'softmax' or 'relu', got {self.cell_pattern!r}")
         if self.gradient_penalty < 0:
             raise ValueError(f"gradient_penalty must not be negative, got {self.gradient_penalty}")
         for name in ("beta1", "beta2"):

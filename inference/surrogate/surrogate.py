@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from inference.surrogate.checkpoint import checkpoint_config, checkpoint_geometry, load_checkpoint
+from inference.surrogate.checkpoint import checkpoint_config, checkpoint_geometry, load_checkpoint, load_weights
 from inference.surrogate.conditioning import Conditioning
 from inference.surrogate.config import SurrogateConfig
 from inference.surrogate.generator import ShowerGenerator
@@ -61,12 +61,14 @@ class Surrogate:
         """
         if which not in ("best", "latest"):
             raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+        path = os.fspath(path)
         checkpoint = load_checkpoint(path)
         config, geometry, data = checkpoint_config(checkpoint), checkpoint_geometry(checkpoint), checkpoint["data"]
         conditioning = Conditioning(len(data["kind_names"]))
-        conditioning.load_state_dict(checkpoint["conditioning"])
-        generator = ShowerGenerator(geometry, conditioning.dim, config.latent_dim, config.generator_hidden)
-        generator.load_state_dict(checkpoint["best_generator" if which == "best" else "generator"])
+        load_weights(conditioning, checkpoint["conditioning"], "conditioning", path)
+        generator = ShowerGenerator(geometry, conditioning.dim, config.latent_dim, config.generator_hidden,
+                                    config.cell_pattern)
+        load_weights(generator, checkpoint["best_generator" if which == "best" else "generator"], "generator", path)
         surrogate = cls(generator, conditioning, geometry, data["kind_names"], data["energy_unit"],
                         tuple(data["energy_range"]))
         surrogate.config = config

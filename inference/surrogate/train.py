@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from inference.surrogate.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
+from inference.surrogate.checkpoint import checkpoint_config, load_checkpoint, load_weights, save_checkpoint
 from inference.surrogate.conditioning import Conditioning
 from inference.surrogate.config import ARCHITECTURE_FIELDS, SurrogateConfig
 from inference.surrogate.critic import ShowerCritic
@@ -83,7 +83,7 @@ def train_surrogate(data: ShowerData, path: PathLike, *, resume: bool = False, p
     path = os.fspath(path)
     checkpoint = load_checkpoint(path) if resume and os.path.exists(path) else None
     config = _resumed_config(checkpoint, settings, path) if checkpoint else SurrogateConfig(**settings)
-    run = _Run(data, config, checkpoint)
+    run = _Run(data, config, checkpoint, path)
     if run.epoch >= config.epochs:
         log.info("%s already has %d of %d epochs; nothing to train", path, run.epoch, config.epochs)
     steps = run.batches_per_epoch
@@ -136,10 +136,11 @@ def _noise_width(showers: np.ndarray, energies: np.ndarray) -> float:
 class _Run:
     """The networks, optimisers and bookkeeping of one training run."""
 
-    def __init__(self, data: ShowerData, config: SurrogateConfig, checkpoint: Optional[dict[str, Any]]) -> None:
+    def __init__(self, data: ShowerData, config: SurrogateConfig, checkpoint: Optional[dict[str, Any]],
+                 path: str) -> None:
         if len(data) and not np.all(data.energies > 0):
             raise ValueError("incident energies must be positive")
-        self.data, self.config = data, config
+        self.data, self.config, self.path = data, config, path
         train, validation = _split(len(data), config)
         self.train_set, self.validation_set = data.subset(train), data.subset(validation[:config.selection_showers])
         self.fractions = torch.from_numpy(self.train_set.showers / self.train_set.energies[:, None].astype(np.float32))
@@ -151,7 +152,7 @@ class _Run:
             self.conditioning = Conditioning(len(data.kind_names), float(log_energy.mean()),
                                              float(log_energy.std()) or 1.0)
             self.generator = ShowerGenerator(data.geometry, self.conditioning.dim, config.latent_dim,
-                                             config.generator_hidden)
+                                             config.generator_hidden, config.cell_pattern)
             self.critic = ShowerCritic(data.geometry, self.conditioning.dim, config.critic_hidden,
                                        config.cell_floor)
             self.generator.set_cell_noise(_noise_width(self.train_set.showers, self.train_set.energies))
@@ -178,9 +179,9 @@ class _Run:
             raise ValueError(f"the checkpoint was trained on {saved['num_showers']} showers of kinds "
                              f"{tuple(saved['kind_names'])}, not on these {len(self.data)} of kinds "
                              f"{self.data.kind_names}; resume with the same data")
-        self.conditioning.load_state_dict(checkpoint["conditioning"])
-        self.generator.load_state_dict(checkpoint["generator"])
-        self.critic.load_state_dict(checkpoint["critic"])
+        for module, key in ((self.conditioning, "conditioning"), (self.generator, "generator"),
+                            (self.critic, "critic")):
+            load_weights(module, checkpoint[key], key, self.path)
         self.generator_optimizer.load_state_dict(checkpoint["generator_optimizer"])
         self.critic_optimizer.load_state_dict(checkpoint["critic_optimizer"])
         for optimizer, lr in ((self.generator_optimizer, self.config.generator_lr),

@@ -98,6 +98,7 @@ def test_sample_errors_name_the_problem(trained, kinds, energies, message):
     ({"epochs": 0}, "epochs must be a positive integer"),
     ({"generator_lr": -1.0}, "generator_lr must be positive"),
     ({"validation_fraction": 1.0}, "validation_fraction"),
+    ({"cell_pattern": "sigmoid"}, "cell_pattern must be 'softmax' or 'relu'"),
     ({"not_a_setting": 1}, "unexpected keyword|not_a_setting"),
 ])
 def test_invalid_settings_are_rejected(settings, message):
@@ -113,3 +114,12 @@ def test_not_a_checkpoint_is_a_value_error(tmp_path):
     torch.save({"weights": torch.zeros(2)}, path)
     with pytest.raises(ValueError, match="not a surrogate checkpoint"):
         Surrogate.load(path)
+
+
+def test_weights_that_do_not_fit_are_a_value_error(trained, tmp_path):
+    checkpoint = torch.load(trained, weights_only=True)
+    checkpoint["best_generator"].pop("cells.weight")
+    altered = tmp_path / "altered.pt"
+    torch.save(checkpoint, altered)
+    with pytest.raises(ValueError, match="does not fit this version's network"):
+        Surrogate.load(altered)
