@@ -324,7 +324,10 @@ class DistributedTrainer(Trainer):
                                                                     self.large_batch))
         if checkpoint is not None:
             group.resume_hint = f"; resume from the last checkpoint with --resume ({checkpoint})"
-        self.timings = {"steps": 0, "compute": 0.0, "synchronise": 0.0, "all_reduce": 0.0}
+        # Seconds spent in each part of the steps so far; forward_backward_cpu is this process's CPU
+        # time during forward and backward passes (below their wall time when cores are contended).
+        self.timings = {"steps": 0, "compute": 0.0, "synchronise": 0.0, "all_reduce": 0.0,
+                        "forward_backward": 0.0, "forward_backward_cpu": 0.0}
         self._step_count = 0
         if resume:
             if checkpoint is None:
@@ -424,9 +427,9 @@ class DistributedTrainer(Trainer):
 
     def _all_reduce_gradients(self, loss: torch.Tensor) -> float:
         """Sum gradients (and the loss) over ranks; a parameter no rank reached keeps ``grad = None``."""
-        params = self.network.ordered_parameters()
         if self.group.world_size == 1:
             return float(loss)
+        params = self.network.ordered_parameters()
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         reached = torch.tensor([p.grad is not None for p in params], dtype=grads[0].dtype)
         flat = torch.cat([_flat(grads), reached, loss.reshape(1).to(grads[0].dtype)])
@@ -448,15 +451,17 @@ class DistributedTrainer(Trainer):
     def step(self, traces: list[Trace]) -> float:
         started = time.perf_counter()
         total = self._synchronise(traces)
-        synchronised = time.perf_counter()
+        synchronised, cpu = time.perf_counter(), time.process_time()
         self.optimizer.zero_grad()
         loss = self.network.loss(traces) * (len(traces) / total)
         loss.backward()
-        computed = time.perf_counter()
+        computed, cpu = time.perf_counter(), time.process_time() - cpu
         global_loss = self._all_reduce_gradients(loss.detach())
         reduced = time.perf_counter()
         self.optimizer.step()
         self._broadcast_running_buffers()
+        self.timings["forward_backward"] += computed - synchronised
+        self.timings["forward_backward_cpu"] += cpu
         self._step_total = total
         self._step_count += 1
         self.timings["steps"] += 1
