@@ -499,10 +499,13 @@ class DistributedTrainer(Trainer):
 
     def verify_replicas(self) -> None:
         """Raise unless every rank holds bit-identical weights and the same address table."""
-        digests = self.group.all_gather_object(self.replica_digest(), "comparing replicas")
+        mine = self.replica_digest()
+        digests = self.group.all_gather_object(mine, "comparing replicas")
         if len(set(digests)) > 1:
             raise RuntimeError(f"replicas diverged after {self.progress['traces']} traces: weight digests per "
                                f"rank {[d[:12] for d in digests]}")
+        log.info("all %d replicas agree after %d traces: %d addresses, weights digest %s", self.group.world_size,
+                 self.progress["traces"], len(self.network.addresses), mine[:16])
 
     def train(self, num_traces: int, progress_bar: bool = True) -> dict[str, Any]:
         progress = super().train(num_traces, progress_bar=progress_bar and self.group.is_main)

@@ -9,6 +9,9 @@ in the same order. The branching model's traces hold a varying number of
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import torch
 
 from inference.ic import NetworkConfig, OfflineSource, Trainer, TrainingConfig, load_checkpoint
@@ -40,16 +43,19 @@ def max_difference(first: dict, second: dict) -> float:
 def test_two_ranks_match_one_process_with_different_new_addresses_per_rank(branching_file, tmp_path,
                                                                            rank_processes):
     ranks = rank_processes(2, "--dataset", str(branching_file), "--out", str(tmp_path / "two.ckpt"),
-                           "-n", str(NUM_TRACES), *TINY)
+                           "-n", str(NUM_TRACES), "--log-level", "INFO", *TINY)
     one = single_process(branching_file, tmp_path / "one.ckpt")
+    digests = []
     for rank in ranks:
         _, stderr = rank.communicate(timeout=100)
         assert rank.returncode == 0, stderr
+        digests.append(re.findall(r"replicas agree after (\d+) traces: \d+ addresses, weights digest (\w+)", stderr))
+    # Each rank logged the hash of its own address table and weights: bit-identical at the start and the end.
+    assert digests[0] == digests[1] and digests[0][-1][0] == str(NUM_TRACES)
 
     two = torch.load(tmp_path / "two.ckpt", weights_only=True)
     reference = torch.load(tmp_path / "one.ckpt", weights_only=True)
-    # Every rank ended on bit-identical weights (checked by digest inside the run), which
-    # match the single process's to float rounding, with the same address table.
+    # The replicas match the single process's weights to float rounding, with the same address table.
     assert [a["key"] for a in two["addresses"]] == [a["key"] for a in reference["addresses"]]
     assert max_difference(two["state_dict"], reference["state_dict"]) < 1e-5
     assert two["progress"]["traces"] == reference["progress"]["traces"] == NUM_TRACES
@@ -66,3 +72,17 @@ def test_one_rank_is_the_single_process_trainer_exactly(branching_file, tmp_path
     assert plain.progress["loss"] == wrapped.progress["loss"]
     network, content = load_checkpoint(tmp_path / "wrapped.ckpt")
     assert content["progress"]["world_size"] == 1 and content["progress"]["large_batch"]["optimizer"] == "adam"
+
+
+class _DivergedPeer(Group):
+    """A one-process stand-in for a group whose other rank holds different weights."""
+
+    def all_gather_object(self, value, what):
+        return [value, "0" * len(value)]
+
+
+def test_diverged_replicas_are_reported(branching_file, tmp_path):
+    trainer = single_process(branching_file, tmp_path / "net.ckpt", trainer_class=DistributedTrainer, group=Group())
+    trainer.group = _DivergedPeer()
+    with pytest.raises(RuntimeError, match="replicas diverged after 256 traces"):
+        trainer.verify_replicas()
