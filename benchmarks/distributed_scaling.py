@@ -124,6 +124,10 @@ def main() -> None:
     efficiency = runs[2]["traces_per_second"] / (2 * runs[1]["traces_per_second"])
     print(f"scaling efficiency 1 -> 2 processes: {100 * efficiency:.0f}% "
           f"({runs[2]['traces_per_second'] / runs[1]['traces_per_second']:.2f}x the traces/s)")
+    shares = {n: run["timings"]["forward_backward_cpu"] / run["timings"]["forward_backward"] for n, run in runs.items()}
+    if shares[2] < 0.9:
+        print(f"  the ranks had {100 * shares[2]:.0f}% of a core each (other work shares this machine); traces/s per "
+              f"core they had: {100 * efficiency * shares[1] / shares[2]:.0f}% of the single process's")
 
     # A node's rank would have its cores to itself: model with the CPU time the 1-process steps
     # took (their wall time times the share of a core the process had), not their wall time.
