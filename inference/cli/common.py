@@ -28,6 +28,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, num_traces: int) ->
                             "(appended as --address ADDR, or substituted for {address})")
     where.add_argument("--model", metavar="MODULE:FUNCTION",
                        help="run a Python model in this process, e.g. simulators.gaussian:model")
+    parser.add_argument("--surrogate", action="append", default=[], metavar="STAGE=CKPT",
+                        help="answer the simulator's named stage with a trained surrogate, e.g. "
+                             "shower=surrogate.ckpt from `ppx surrogate train` (repeatable)")
     parser.add_argument("--workers", type=_positive_int, default=1,
                         help="copies of --simulator to run in parallel (default 1)")
     parser.add_argument("--timeout", type=float, default=30.0,
@@ -82,6 +85,18 @@ def _load_model(spec: str) -> Any:
     return model
 
 
+def surrogate_stages(items: list[str]) -> dict[str, Any]:
+    """Stage surrogates from ``STAGE=CKPT`` arguments."""
+    stages = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--surrogate expects STAGE=CKPT (e.g. shower=surrogate.ckpt), got {item!r}")
+        from inference.surrogate.serving import ShowerStage
+        stages[name] = ShowerStage.load(path)
+    return stages
+
+
 @contextmanager
 def open_simulator(args: argparse.Namespace) -> Iterator[Any]:
     """The simulator the flags name: a connection, a launched pool, or an in-process model."""
@@ -90,12 +105,13 @@ def open_simulator(args: argparse.Namespace) -> Iterator[Any]:
         raise ValueError("give exactly one of --address ADDR, --simulator CMD or --model MODULE:FUNCTION "
                          "(e.g. --simulator 'python -m simulators.gaussian')"
                          + (f"; got {', '.join('--' + c for c in chosen)}" if chosen else ""))
+    stages = surrogate_stages(args.surrogate)
     if args.address:
-        simulator: Any = RemoteSimulator(args.address, timeout=args.timeout)
+        simulator: Any = RemoteSimulator(args.address, timeout=args.timeout, stages=stages)
     elif args.simulator:
-        simulator = SimulatorPool(args.simulator, workers=args.workers, timeout=args.timeout)
+        simulator = SimulatorPool(args.simulator, workers=args.workers, timeout=args.timeout, stages=stages)
     else:
-        simulator = LocalSimulator(_load_model(args.model))
+        simulator = LocalSimulator(_load_model(args.model), stages=stages)
     try:
         yield simulator
     finally:

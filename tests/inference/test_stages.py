@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 
 from inference.local import LocalSimulator
 from inference.remote import RemoteSimulator
@@ -48,3 +53,41 @@ def test_engine_surrogate_replaces_the_shower_stage(start_simulator):
 def test_in_process_simulator_uses_the_same_surrogates():
     traces = LocalSimulator(tau_decay.model, stages={"shower": empty_shower}).prior(6)
     assert all(call.surrogate for trace in traces for call in trace.stages)
+
+
+@pytest.fixture(scope="module")
+def shower_surrogate(tmp_path_factory):
+    """A GAN surrogate of the calorimeter stage, recorded and trained at a tiny budget."""
+    from inference.surrogate.record import record_showers
+    from inference.surrogate.showers_file import read_showers
+    from inference.surrogate.train import train_surrogate
+    from simulators import calorimeter
+
+    folder = tmp_path_factory.mktemp("surrogate")
+    record_showers(LocalSimulator(calorimeter.model), 200, folder / "showers.h5", progress=False)
+    checkpoint = folder / "surrogate.ckpt"
+    train_surrogate(read_showers(folder / "showers.h5"), checkpoint, progress=False, epochs=1,
+                    latent_dim=8, generator_hidden=32, critic_hidden=32, batch_size=50)
+    return checkpoint
+
+
+def test_a_trained_gan_surrogate_runs_the_tau_showers(start_simulator, shower_surrogate):
+    from inference.surrogate.serving import ShowerStage
+
+    stage = ShowerStage.load(str(shower_surrogate))
+    address = start_simulator("simulators.tau_decay")
+    with RemoteSimulator(address, handshake_timeout=60, stages={"shower": stage}) as simulator:
+        traces = [simulator.run() for _ in range(6)]
+    calls = [call for trace in traces for call in trace.stages]
+    assert calls and all(call.surrogate for call in calls)
+    assert all([o.shape for o in call.outputs] == LAYER_SHAPES for call in calls)
+    assert all(np.isfinite(expected_image(t)).all() for t in traces)
+
+
+def test_posterior_command_takes_a_surrogate_for_a_stage(shower_surrogate):
+    run = subprocess.run([sys.executable, "-m", "inference", "posterior", "--simulator",
+                          "python -m simulators.tau_decay", "--engine", "rmh", "-n", "4", "--burn-in", "0",
+                          "--surrogate", f"shower={shower_surrogate}", "--json", "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["traces"] == 4
