@@ -7,13 +7,14 @@ algorithm. This is also the baseline the PPX benchmarks compare against.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
 from inference.controllers import PRIOR, Controller, draw_from_prior
 from inference.remote import Observations, Stages
+from inference.sequential import OneTraceAtATime
 from inference.trace import StageCall, Trace
 from ppx.distributions import kind_of
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, SITE_STAGE
@@ -63,7 +64,7 @@ class _Control(Handler):
             trace.add(site.kind, site.address, site.name, _as_array(site.value))
 
 
-class LocalSimulator:
+class LocalSimulator(OneTraceAtATime):
     """A Python model run in this process (no sockets).
 
     Args:
@@ -81,15 +82,6 @@ class LocalSimulator:
             result = run_model(self.model)
         handler.trace.result = as_result_array(result)
         return handler.trace
-
-    def run_many(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
-                 on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
-        traces = []
-        for controller in controllers:
-            traces.append(self.run(controller, observations))
-            if on_done is not None:
-                on_done(traces[-1:])
-        return traces
 
     def prior(self, num_traces: int, observations: Optional[Observations] = None, batch_size: int = 64,
               on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Generator, Mapping, Optional, Sequence
 import numpy as np
 
 from inference.controllers import PRIOR, Controller, draw_from_prior
+from inference.sequential import OneTraceAtATime
 from inference.trace import StageCall, Trace
 from ppx import codec
 from ppx import messages as m
@@ -154,7 +155,7 @@ def batch_job(num_traces: int, observations: Optional[Observations] = None) -> J
     return traces
 
 
-class RemoteSimulator:
+class RemoteSimulator(OneTraceAtATime):
     """A connection to one PPX simulator (ours or any plain PPX implementation).
 
     Args:
@@ -233,15 +234,6 @@ class RemoteSimulator:
 
     def run(self, controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Trace:
         return self.execute(trace_job(controller, observations, self.stages))[0]
-
-    def run_many(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
-                 on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
-        traces = []
-        for controller in controllers:
-            traces.append(self.run(controller, observations))
-            if on_done is not None:
-                on_done(traces[-1:])
-        return traces
 
     def prior(self, num_traces: int, observations: Optional[Observations] = None, batch_size: int = 64,
               on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:

@@ -18,7 +18,6 @@ import torch
 from inference.controllers import Controller, draw_from_prior
 from inference.remote import ProposalRequest
 from inference.ic.network import InferenceNetwork
-from inference.trace import Trace
 from ppx.distributions import kind_of
 
 

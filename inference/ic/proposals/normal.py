@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pyro.distributions as dist
-import torch
 
 from inference.ic.proposals.base import ProposalHead, positive
 
