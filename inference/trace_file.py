@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from typing import Any, Optional, Sequence, Union
 
 import h5py
 import numpy as np
 
+from inference.atomic_hdf5 import AtomicHDF5Writer
 from inference.trace import Trace
 from ppx.batch import Record, pack, unpack, validate
 from ppx.errors import ProtocolError
@@ -112,7 +112,7 @@ def _append_ragged(group: h5py.Group, ragged: RaggedTensors) -> None:
     _append(group["shapes"], ragged.shapes)
 
 
-class TraceWriter:
+class TraceWriter(AtomicHDF5Writer):
     """Writes traces to one HDF5 file in chunks; the file appears only when complete.
 
     Everything goes to a temporary file beside ``path``, renamed onto ``path``
@@ -129,23 +129,13 @@ class TraceWriter:
 
     def __init__(self, path: PathLike, model_name: str = "", *,
                  compression: Optional[str] = None) -> None:
-        self.path = os.fspath(path)
-        handle, self._temporary = tempfile.mkstemp(
-            prefix=f".{os.path.basename(self.path)}.", suffix=".tmp",
-            dir=os.path.dirname(self.path) or ".")
-        os.close(handle)
         self._strings: dict[str, int] = {}
         self._has_log_weights: Optional[bool] = None
         self._compression = compression
-        try:
-            self._file: Optional[h5py.File] = h5py.File(self._temporary, "w")
-            self._create_layout(model_name)
-        except BaseException:
-            self.abort()
-            raise
+        super().__init__(path, lambda file: self._create_layout(file, model_name))
 
-    def _create_layout(self, model_name: str) -> None:
-        file, compression = self._file, self._compression
+    def _create_layout(self, file: h5py.File, model_name: str) -> None:
+        compression = self._compression
         file.attrs["format"] = FORMAT
         file.attrs["version"] = VERSION
         file.attrs["model_name"] = model_name
@@ -160,15 +150,6 @@ class TraceWriter:
             for name, dtype in _RAGGED_COLUMNS.items():
                 initial = [0] if name.endswith("offsets") else None
                 _create_column(group, name, dtype, compression, initial=initial)
-
-    def __enter__(self) -> "TraceWriter":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     @property
     def num_traces(self) -> int:
@@ -232,37 +213,6 @@ class TraceWriter:
             _append(file[column], values)
         for group in _RAGGED_GROUPS:
             _append_ragged(file[group], getattr(batch, group))
-
-    def close(self) -> None:
-        """Finish the file and move it onto ``path``. Closing twice does nothing."""
-        if self._file is None:
-            return
-        try:
-            self._file.close()
-            self._file = None
-            _fsync(self._temporary)
-            os.replace(self._temporary, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        logger.debug("wrote trace file %s", self.path)
-
-    def abort(self) -> None:
-        """Drop everything written; ``path`` is left as it was."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if os.path.exists(self._temporary):
-            os.remove(self._temporary)
-
-
-def _fsync(path: str) -> None:
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
 
 def write_traces(path: PathLike, traces: Sequence[Trace],
                  log_weights: Optional[Sequence[float]] = None, model_name: str = "") -> None:

@@ -24,13 +24,13 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import h5py
 import numpy as np
 
+from inference.atomic_hdf5 import AtomicHDF5Writer
 from inference.surrogate.geometry import CALOGAN, Geometry
 
 FORMAT = "ppx-showers"
@@ -86,7 +86,7 @@ class ShowerData:
                           self.kind_names, self.energy_unit, self.source)
 
 
-class ShowerWriter:
+class ShowerWriter(AtomicHDF5Writer):
     """Appends showers to an HDF5 file that appears at ``path`` only when complete.
 
     Everything goes to a temporary file beside ``path``, renamed onto it by
@@ -105,39 +105,25 @@ class ShowerWriter:
     def __init__(self, path: PathLike, *, geometry: Geometry = CALOGAN,
                  kind_names: Sequence[str] = ("particle",), energy_unit: str = "GeV", source: str = "",
                  compression: Optional[str] = "gzip") -> None:
-        self.path = os.fspath(path)
         self.geometry = geometry
         self.kind_names = tuple(kind_names)
-        handle, self._temporary = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.",
-                                                   suffix=".tmp", dir=os.path.dirname(self.path) or ".")
-        os.close(handle)
-        try:
-            self._file: Optional[h5py.File] = h5py.File(self._temporary, "w")
-            attrs = self._file.attrs
+
+        def layout(file: h5py.File) -> None:
+            attrs = file.attrs
             attrs["format"], attrs["version"] = FORMAT, VERSION
             attrs["energy_unit"], attrs["source"] = energy_unit, source
             attrs["layer_shapes"] = np.asarray(geometry.layer_shapes, dtype=np.int64)
             attrs["extent_mm"] = np.asarray(geometry.extent_mm, dtype=np.float64)
             attrs["kind_names"] = list(self.kind_names)
             cells, rows = geometry.num_cells, max(1, min(1024, (1 << 20) // (4 * geometry.num_cells)))
-            self._file.create_dataset("incident_energies", shape=(0, 1), maxshape=(None, 1),
-                                      dtype=np.float64, chunks=(1 << 14, 1))
-            self._file.create_dataset("particle_kind", shape=(0, 1), maxshape=(None, 1),
-                                      dtype=np.int64, chunks=(1 << 14, 1))
-            self._file.create_dataset("showers", shape=(0, cells), maxshape=(None, cells),
-                                      dtype=np.float32, chunks=(rows, cells), compression=compression)
-        except BaseException:
-            self.abort()
-            raise
+            file.create_dataset("incident_energies", shape=(0, 1), maxshape=(None, 1),
+                                dtype=np.float64, chunks=(1 << 14, 1))
+            file.create_dataset("particle_kind", shape=(0, 1), maxshape=(None, 1),
+                                dtype=np.int64, chunks=(1 << 14, 1))
+            file.create_dataset("showers", shape=(0, cells), maxshape=(None, cells),
+                                dtype=np.float32, chunks=(rows, cells), compression=compression)
 
-    def __enter__(self) -> "ShowerWriter":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        super().__init__(path, layout)
 
     @property
     def num_showers(self) -> int:
@@ -161,22 +147,6 @@ class ShowerWriter:
             dataset = self._file[name]
             dataset.resize(stop, axis=0)
             dataset[start:stop] = column
-
-    def close(self) -> None:
-        """Finish the file and move it onto ``path``."""
-        if self._file is None:
-            return
-        self._file.close()
-        self._file = None
-        os.replace(self._temporary, self.path)
-
-    def abort(self) -> None:
-        """Drop everything written; ``path`` is left untouched."""
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
-            self._file = None
-        if os.path.exists(self._temporary):
-            os.remove(self._temporary)
 
 
 def write_showers(path: PathLike, data: ShowerData, *, compression: Optional[str] = "gzip") -> None:
