@@ -31,11 +31,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, num_traces: int) ->
     parser.add_argument("--surrogate", action="append", default=[], metavar="STAGE=CKPT",
                         help="answer the simulator's named stage with a trained surrogate, e.g. "
                              "shower=surrogate.ckpt from `ppx surrogate train` (repeatable)")
-    parser.add_argument("--workers", type=_positive_int, default=1,
+    parser.add_argument("--workers", type=positive_int, default=1,
                         help="copies of --simulator to run in parallel (default 1)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds a simulator may take to answer before it counts as hung (default 30)")
-    parser.add_argument("-n", "--num-traces", type=_positive_int, default=num_traces,
+    parser.add_argument("-n", "--num-traces", type=positive_int, default=num_traces,
                         help=f"number of traces (default {num_traces})")
     parser.add_argument("--observe", action="append", default=[], metavar="NAME=VALUE",
                         help="observed value for the observe statement NAME (repeatable; VALUE a "
@@ -48,12 +48,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, num_traces: int) ->
     parser.add_argument("--seed", type=int, help="seed the engine's random choices")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
-    parser.add_argument("--threads", type=_positive_int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads in the engine (default 1: simulators run in their own "
                              "processes, and small networks lose more to thread hand-offs than they gain)")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:

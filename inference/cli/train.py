@@ -8,7 +8,7 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from inference.cli.common import _positive_int, add_common_arguments, configure_process, emit, open_simulator
+from inference.cli.common import add_common_arguments, configure_process, emit, open_simulator, positive_int
 from inference.ic import NetworkConfig, OfflineSource, OnlineSource, Trainer, TrainingConfig
 
 
@@ -44,7 +44,7 @@ def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size is the global batch, split evenly over the ranks. Under torchrun (RANK and WORLD_SIZE "
         "set) this command runs as one rank. Online, every rank launches its own --simulator pool; an "
         "--address may name each rank's simulator with {rank} or {local_rank}.")
-    group.add_argument("--nproc", type=_positive_int, default=1,
+    group.add_argument("--nproc", type=positive_int, default=1,
                        help="train with this many processes on this machine (default 1)")
     group.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
                        help="torch.distributed backend (default auto: gloo, as the network trains on CPU)")
@@ -55,7 +55,7 @@ def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr-scaling", choices=("none", "linear", "sqrt"), default="none",
                        help="scale --learning-rate by the global batch over --reference-batch-size "
                             "(default none)")
-    group.add_argument("--reference-batch-size", type=_positive_int, default=64,
+    group.add_argument("--reference-batch-size", type=positive_int, default=64,
                        help="batch size at which --learning-rate was tuned (default 64)")
     group.add_argument("--warmup-steps", type=int, default=0,
                        help="steps of linear learning-rate warm-up (default 0)")
