@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.cli.common import add_common_arguments, emit, open_simulator
+from inference.cli.common import add_common_arguments, emit, open_simulator, positive_int
 from inference.surrogate.evaluate import evaluate
 from inference.surrogate.record import record_showers
 from inference.surrogate.showers_file import ShowerData, read_showers, write_showers
@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                             "shower) rows in the community HDF5 layout (incident_energies, "
                                             "showers, particle_kind).")
     add_common_arguments(record, num_traces=1000)
-    record.add_argument("--batch-size", type=_positive_int, default=64,
+    record.add_argument("--batch-size", type=positive_int, default=64,
                         help="traces per message when the simulator samples whole traces (default 64)")
     record.set_defaults(run=run_record)
 
@@ -65,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     for name, (kind, help_text) in _TRAINING_FLAGS.items():
         train.add_argument("--" + name.replace("_", "-"), dest=name, help=help_text,
                            **({"choices": ("softmax", "relu")} if kind is str else
-                              {"type": _positive_int if kind is int else float}))
+                              {"type": positive_int if kind is int else float}))
     _add_process_flags(train, seeds="the data split, initial weights and noise (default 0)")
     train.set_defaults(run=run_train)
 
@@ -75,12 +75,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                             "uniform in a range.")
     sample.add_argument("--surrogate", required=True, metavar="PATH", help="checkpoint from `ppx surrogate train`")
     sample.add_argument("--conditions", metavar="FILE", help="take kinds and energies from this shower file")
-    sample.add_argument("-n", "--num-showers", type=_positive_int, default=1000,
+    sample.add_argument("-n", "--num-showers", type=positive_int, default=1000,
                         help="showers to draw without --conditions (default 1000)")
     sample.add_argument("--kind", help="particle kind by name or number (default: all kinds, uniformly)")
     sample.add_argument("--energy", type=float, nargs="+", metavar="E",
                         help="one energy, or LOW HIGH for uniform energies (default: the training range)")
-    sample.add_argument("--batch-size", type=_positive_int, default=10_000, help="showers per generator call")
+    sample.add_argument("--batch-size", type=positive_int, default=10_000, help="showers per generator call")
     sample.add_argument("--out", metavar="PATH", help="write the showers to this HDF5 file")
     _add_process_flags(sample, seeds="the conditions and the generator's noise")
     sample.set_defaults(run=run_sample)
@@ -93,24 +93,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--generated", metavar="FILE", help="generated showers (HDF5)")
     source.add_argument("--surrogate", metavar="PATH", help="generate for the real showers' conditions with this")
     check.add_argument("--out", metavar="DIR", help="write plots into this folder")
-    check.add_argument("--bins", type=_positive_int, default=50, help="histogram bins (default 50)")
+    check.add_argument("--bins", type=positive_int, default=50, help="histogram bins (default 50)")
     check.add_argument("--threshold", type=float, default=0.0,
                        help="cell energy above which a cell counts as occupied, for sparsity (default 0)")
     check.add_argument("--no-classifier", action="store_true", help="skip the classifier tests")
-    check.add_argument("--classifier-epochs", type=_positive_int, default=40,
+    check.add_argument("--classifier-epochs", type=positive_int, default=40,
                        help="most epochs per classifier (default 40, with early stopping)")
     _add_process_flags(check, seeds="the real/real split, the classifiers and --surrogate's noise (default 0)")
     check.set_defaults(run=run_evaluate)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _add_process_flags(parser: argparse.ArgumentParser, *, seeds: str) -> None:
@@ -119,7 +109,7 @@ def _add_process_flags(parser: argparse.ArgumentParser, *, seeds: str) -> None:
     parser.add_argument("--seed", type=int, help=f"seed {seeds}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
-    parser.add_argument("--threads", type=_positive_int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads (default 1: on a shared machine small networks lose more to "
                              "thread hand-offs than they gain)")
 
