@@ -5,10 +5,12 @@ fraction of the incident energy on a signed log scale (an asinh: linear below
 ``cell_floor``, logarithmic above, so noise below zero stays visible), and a
 few shower-shape summaries (layer energies and shares, response, depth,
 per-layer centroids and widths, soft occupancy), standardised with the mean
-and spread they have on the real showers (``set_summary_scale``). The gradient penalty acts on
-this joint input, so the critic may tell showers apart by as much as one unit
-per standard deviation of a summary: a response that is off by a fraction of
-its spread costs the generator as much as a misplaced shower core. Each
+and spread they have on the real showers (``set_summary_scale``). The
+gradient penalty acts on this joint input, so the critic may tell showers
+apart by as much as one unit per standard deviation of a summary: a response
+that is off by a fraction of its spread costs the generator as much as a
+misplaced shower core. (Standardising the response per particle kind, to
+resolve the electrons' narrow peak, was tried and slowed training overall.) Each
 layer's cells pass through their own dense encoder (dense rather than
 convolutional: on CPU that is several times faster for a few hundred cells,
 and the gradient penalty's double backward multiplies the difference).
