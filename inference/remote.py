@@ -243,22 +243,27 @@ class RemoteSimulator(OneTraceAtATime):
         traces: list[Trace] = []
         remaining = num_traces
         job: Optional[Job] = None
-        while remaining > 0 or job is not None:
-            reply = self.connection.receive(waiting_for="TraceBatch") if job is not None else None
-            next_job = None
-            if remaining > 0:  # ask for the next batch before unpacking this one
-                size = min(batch_size, remaining)
-                remaining -= size
-                next_job = batch_job(size, observations)
-                self.connection.send(next(next_job))
-            if job is not None:
-                try:
-                    job.send(reply)
-                except StopIteration as done:
-                    traces.extend(done.value)
-                    if on_done is not None:
-                        on_done(done.value)
-            job = next_job
+        try:
+            while remaining > 0 or job is not None:
+                reply = self.connection.receive(waiting_for="TraceBatch") if job is not None else None
+                next_job = None
+                if remaining > 0:  # ask for the next batch before unpacking this one
+                    size = min(batch_size, remaining)
+                    remaining -= size
+                    next_job = batch_job(size, observations)
+                    self.connection.send(next(next_job))
+                if job is not None:
+                    try:
+                        job.send(reply)
+                    except StopIteration as done:
+                        traces.extend(done.value)
+                        if on_done is not None:
+                            on_done(done.value)
+                job = next_job
+        except BaseException:
+            # A batch already requested would otherwise leave the socket waiting for its reply.
+            self.connection.reset()
+            raise
         return traces
 
     def close(self) -> None:

@@ -69,6 +69,9 @@ def test_model_exception_is_reported_with_its_message(start_simulator):
             simulator.run()
         with pytest.raises(SimulatorError, match="detector geometry file missing"):
             simulator.prior(3)
+        # A failure while the next batch is already requested leaves the connection usable.
+        with pytest.raises(SimulatorError, match="detector geometry file missing"):
+            simulator.prior(200, batch_size=50)
         # The simulator survives its model's failure and keeps answering.
         simulator.handshake()
 
