@@ -1,9 +1,5 @@
 import math
-import signal
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyro
@@ -11,15 +7,11 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from ppx import codec
 from ppx.distributions import from_wire
-from ppx.messages import (PROTOCOL_VERSION, RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, Handshake,
-                          HandshakeResult)
+from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG
 from ppx.simulator import record_prior_trace
-from ppx.transport import Connection
 from simulators import branching
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NUM_PRIOR_TRACES = 10_000
 STANDARD_ERRORS = 5.0
 """Tolerance of the importance-sampling checks, in standard errors (a two-sided 5-sigma miss has
@@ -190,26 +182,3 @@ def test_importance_sampling_agrees_on_level_and_hits(prior_traces_weighted_by_d
     _assert_probabilities_agree(traces, traces.levels, {**exact["level"], -1: no_level}, "level")
     no_hits = 1.0 - sum(exact["hits"].values())
     _assert_probabilities_agree(traces, traces.hits, {**exact["hits"], -1: no_hits}, "hits")
-
-
-def test_served_as_a_module_answers_a_handshake(tmp_path):
-    socket_path = tmp_path / "b.sock"
-    address = f"ipc://{socket_path}"
-    process = subprocess.Popen([sys.executable, "-m", "simulators.branching", "--address", address],
-                               cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        with Connection(address, timeout=30.0) as connection:
-            request = Handshake("test", PROTOCOL_VERSION, ())
-            reply = codec.decode(connection.request(codec.encode(request), waiting_for="a HandshakeResult"))
-        assert isinstance(reply, HandshakeResult)
-        assert reply.model_name == "model"
-        assert reply.protocol_version == PROTOCOL_VERSION
-        # SIGTERM rather than Ctrl-C: SIGINT may land on a helper thread of the child and leave
-        # its main thread blocked in the socket's receive.
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
-        assert process.returncode == -signal.SIGTERM, stderr.decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()

@@ -1,19 +1,12 @@
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from ppx import codec
-from ppx.messages import PROTOCOL_VERSION, RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, Handshake, HandshakeResult
+from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG
 from ppx.simulator import record_prior_trace
-from ppx.transport import Connection
 from simulators import calorimeter
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LAYER_SHAPES = [(3, 96), (12, 12), (12, 6)]
 LAYER_DEPTH_CENTRES_MM = np.array([45.0, 263.5, 458.5])
 LAYER1_CELL_CENTRES_MM = (np.arange(12) - 5.5) * 40.0
@@ -169,22 +162,3 @@ def test_model_runs_standalone_and_its_kind_prior_is_uniform():
     torch.manual_seed(1)
     kinds = [int(record_prior_trace(calorimeter.model)[0][0].value) for _ in range(60)]
     assert set(kinds) == {0, 1, 2}
-
-
-def test_served_as_a_module_answers_a_handshake(tmp_path):
-    address = f"ipc://{tmp_path / 'calo.sock'}"
-    process = subprocess.Popen([sys.executable, "-m", "simulators.calorimeter", "--address", address],
-                               cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        with Connection(address, timeout=30.0) as connection:
-            request = Handshake("test", PROTOCOL_VERSION, ())
-            reply = codec.decode(connection.request(codec.encode(request), waiting_for="a HandshakeResult"))
-        assert isinstance(reply, HandshakeResult)
-        assert reply.model_name == "model"
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
-        assert process.returncode == -signal.SIGTERM, stderr.decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()

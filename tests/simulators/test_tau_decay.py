@@ -1,26 +1,19 @@
 import math
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import ppx
-from ppx import codec
-from ppx.messages import PROTOCOL_VERSION, RECORD_OBSERVE, RECORD_SAMPLE, Handshake, HandshakeResult
+from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE
 from ppx.runtime import Site, run_model
 from ppx.simulator import record_prior_trace
-from ppx.transport import Connection
 from simulators import calorimeter, tau_decay
 from simulators.tau.decays import decay_tau
 from simulators.tau.kinematics import four_vector, invariant_mass
 from simulators.tau import detector
 from simulators.tau.particles import ELECTRON, TAU_MASS, Particle, Response
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STANDARD_ERRORS = 5.0
 NOISE_SITES = ("noise_level", "energy_scale", "detector_seed")
 MUON_CHANNEL = tau_decay.CHANNELS.names.index("mu nu nu")
@@ -256,22 +249,3 @@ def test_generate_event_is_reproducible_and_consistent():
     final = [p for label, p in truth["momenta"].items() if not label.startswith("pi0") or "_gamma_" in label]
     assert np.allclose(sum(final), tau, atol=1e-9 * tau[0])
     assert truth["num_samples"] >= 8
-
-
-def test_served_as_a_module_answers_a_handshake(tmp_path):
-    address = f"ipc://{tmp_path / 'tau.sock'}"
-    process = subprocess.Popen([sys.executable, "-m", "simulators.tau_decay", "--address", address],
-                               cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        with Connection(address, timeout=30.0) as connection:
-            request = Handshake("test", PROTOCOL_VERSION, ())
-            reply = codec.decode(connection.request(codec.encode(request), waiting_for="a HandshakeResult"))
-        assert isinstance(reply, HandshakeResult)
-        assert reply.model_name == "model"
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
-        assert process.returncode == -signal.SIGTERM, stderr.decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
