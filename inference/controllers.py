@@ -14,11 +14,12 @@ import numpy as np
 import torch
 
 from inference.trace import Trace
+from ppx.distributions import as_float64_array
 
 
 def draw_from_prior(distribution: torch.distributions.Distribution) -> np.ndarray:
     with torch.no_grad():
-        return distribution.sample().detach().cpu().numpy().astype(np.float64, copy=False)
+        return as_float64_array(distribution.sample())
 
 
 class Controller:

@@ -9,21 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-import numpy as np
-import torch
-
 from inference.controllers import PRIOR, Controller, draw_from_prior
 from inference.remote import Observations, Stages
 from inference.sequential import OneTraceAtATime
 from inference.trace import StageCall, Trace
-from ppx.distributions import kind_of
+from ppx.distributions import as_float64_array, kind_of
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, SITE_STAGE
 from ppx.runtime import Handler, Site, run_model, run_stage
 from ppx.simulator import as_result_array, value_tensor
-
-
-def _as_array(value: torch.Tensor) -> np.ndarray:
-    return value.detach().cpu().numpy().astype(np.float64, copy=False)
 
 
 class _Control(Handler):
@@ -50,7 +43,7 @@ class _Control(Handler):
             if observed is not None:
                 value = observed
             elif site.value is not None:
-                value = _as_array(site.value)
+                value = as_float64_array(site.value)
             else:
                 value = draw_from_prior(site.distribution)
             trace.add(RECORD_OBSERVE, site.address, site.name, value, distribution=site.distribution,
@@ -61,7 +54,7 @@ class _Control(Handler):
             site.value = run_stage(surrogate, (inputs,)) if surrogate else run_stage(function, inputs)
             trace.stages.append(StageCall(site.name, inputs, site.value, surrogate=surrogate is not None))
         else:
-            trace.add(site.kind, site.address, site.name, _as_array(site.value))
+            trace.add(site.kind, site.address, site.name, as_float64_array(site.value))
 
 
 class LocalSimulator(OneTraceAtATime):

@@ -8,6 +8,7 @@ way. Parameters travel as float64 arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyro.distributions as dist
@@ -61,12 +62,18 @@ def kind_of(distribution: torch.distributions.Distribution) -> DistributionKind:
     )
 
 
+def as_float64_array(value: Any) -> np.ndarray:
+    """A tensor, array or number as a float64 numpy array (the wire's tensor type)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy().astype(np.float64, copy=False)
+    return np.asarray(value, dtype=np.float64)
+
+
 def to_wire(distribution: torch.distributions.Distribution) -> tuple[int, tuple[np.ndarray, ...]]:
     """The union id and float64 parameter arrays that describe ``distribution`` on the wire."""
     kind = kind_of(distribution)
     params = tuple(
-        getattr(distribution, name).detach().cpu().numpy().astype(np.float64, copy=False)
-        for name in kind.pyro_params
+        as_float64_array(getattr(distribution, name)) for name in kind.pyro_params
     )
     return kind.type_id, params
 

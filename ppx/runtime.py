@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import torch
 
+from ppx.distributions import as_float64_array
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, SITE_STAGE
 
 _HANDLERS: list["Handler"] = []
@@ -145,7 +146,7 @@ def run_stage(function: Callable[..., Any], inputs: tuple[np.ndarray, ...]) -> t
     outputs = function(*inputs)
     if not isinstance(outputs, (tuple, list)):
         outputs = (outputs,)
-    return tuple(np.asarray(output, dtype=np.float64) for output in outputs)
+    return tuple(as_float64_array(output) for output in outputs)
 
 
 def stage(name: str, function: Callable[..., Any], *inputs: Any) -> tuple[np.ndarray, ...]:
@@ -156,8 +157,7 @@ def stage(name: str, function: Callable[..., Any], *inputs: Any) -> tuple[np.nda
     surrogate's outputs instead (or record what the stage produced); otherwise
     the function simply runs. Always returns a tuple of float64 arrays.
     """
-    arrays = tuple(np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-                   for x in inputs)
+    arrays = tuple(as_float64_array(x) for x in inputs)
     site = Site(SITE_STAGE, name, name, None, None, stage=(function, arrays))
     return _apply(site).value
 

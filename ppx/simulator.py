@@ -19,7 +19,7 @@ import torch
 from ppx import codec
 from ppx import messages as m
 from ppx.batch import Record, pack
-from ppx.distributions import kind_of, to_wire
+from ppx.distributions import as_float64_array, kind_of, to_wire
 from ppx.errors import ProtocolError
 from ppx.runtime import Handler, Site, run_model, run_stage
 from ppx.transport import DEFAULT_ADDRESS, Listener
@@ -27,17 +27,14 @@ from ppx.transport import DEFAULT_ADDRESS, Listener
 log = logging.getLogger(__name__)
 
 CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE)
-_ENCODED_OBSERVE_RESULT = codec.encode(m.ObserveResult())
 
 
 def as_result_array(value: Any) -> Optional[np.ndarray]:
     """The model's return value as a float64 array for RunResult, or None if it is not numeric."""
     if value is None:
         return None
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy().astype(np.float64, copy=False)
     try:
-        return np.asarray(value, dtype=np.float64)
+        return as_float64_array(value)
     except (TypeError, ValueError):
         return None
 
@@ -49,12 +46,6 @@ def value_tensor(value: np.ndarray, distribution: torch.distributions.Distributi
         return torch.from_numpy(value).long()
     dtype = getattr(distribution, kind.pyro_params[0]).dtype
     return torch.from_numpy(value).to(dtype)
-
-
-def _wire_value(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy().astype(np.float64, copy=False)
-    return np.asarray(value, dtype=np.float64)
 
 
 class _Restart(Exception):
@@ -86,13 +77,13 @@ class _Forward(Handler):
             site.value = value_tensor(reply.result, site.distribution)
         elif site.kind == m.RECORD_OBSERVE:
             wire = m.WireDistribution(*to_wire(site.distribution))
-            value = None if site.value is None else _wire_value(site.value)
+            value = None if site.value is None else as_float64_array(site.value)
             self._exchange(m.Observe(site.address, site.name, wire, value), m.ObserveResult)
         elif site.kind == m.SITE_STAGE:
             if self.offers_stages:
                 site.value = self._offer_stage(site)
         else:
-            self._exchange(m.Tag(site.address, site.name, _wire_value(site.value)), m.TagResult)
+            self._exchange(m.Tag(site.address, site.name, as_float64_array(site.value)), m.TagResult)
 
     def _offer_stage(self, site: Site) -> tuple[np.ndarray, ...]:
         function, inputs = site.stage
@@ -118,7 +109,7 @@ class _Record(Handler):
         if site.kind == m.SITE_STAGE:
             return
         wire = None if site.distribution is None else m.WireDistribution(*to_wire(site.distribution))
-        self.records.append(Record(site.kind, site.address, site.name, wire, _wire_value(site.value),
+        self.records.append(Record(site.kind, site.address, site.name, wire, as_float64_array(site.value),
                                    site.control))
 
 
