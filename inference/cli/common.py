@@ -85,13 +85,19 @@ def _load_model(spec: str) -> Any:
     return model
 
 
+def split_assignment(item: str, flag: str, form: str, example: str) -> tuple[str, str]:
+    """``NAME=VALUE`` from a repeatable flag; ``form`` and ``example`` word the error."""
+    name, sep, value = item.partition("=")
+    if not sep or not name or not value:
+        raise ValueError(f"{flag} expects {form} (e.g. {example}), got {item!r}")
+    return name, value
+
+
 def surrogate_stages(items: list[str]) -> dict[str, Any]:
     """Stage surrogates from ``STAGE=CKPT`` arguments."""
     stages = {}
     for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--surrogate expects STAGE=CKPT (e.g. shower=surrogate.ckpt), got {item!r}")
+        name, path = split_assignment(item, "--surrogate", "STAGE=CKPT", "shower=surrogate.ckpt")
         from inference.surrogate.serving import ShowerStage
         stages[name] = ShowerStage.load(path)
     return stages

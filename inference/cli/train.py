@@ -8,7 +8,8 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from inference.cli.common import add_common_arguments, configure_process, emit, open_simulator, positive_int
+from inference.cli.common import (add_common_arguments, configure_process, emit, open_simulator, positive_int,
+                                  split_assignment)
 from inference.ic import NetworkConfig, OfflineSource, OnlineSource, Trainer, TrainingConfig
 
 
@@ -64,9 +65,7 @@ def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
 def _embeddings(items: list[str]) -> dict[str, str]:
     embeddings = {}
     for item in items:
-        name, sep, kind = item.partition("=")
-        if not sep or not name or not kind:
-            raise ValueError(f"--embedding expects NAME=KIND (e.g. calorimeter=cnn), got {item!r}")
+        name, kind = split_assignment(item, "--embedding", "NAME=KIND", "calorimeter=cnn")
         embeddings[name] = kind
     return embeddings
 

@@ -57,7 +57,7 @@ import torch.multiprocessing as mp
 
 from inference.ic.checkpoint import save_checkpoint
 from inference.ic.config import NetworkConfig
-from inference.ic.network import Address, InferenceNetwork, controlled_samples, observed_values
+from inference.ic.network import Address, InferenceNetwork, controlled_samples
 from inference.ic.optim import LargeBatchConfig, make_optimizer, scaled_learning_rate, warmup_factor
 from inference.ic.sources import OfflineSource
 from inference.ic.train import Trainer, TrainingConfig
@@ -381,10 +381,7 @@ class DistributedTrainer(Trainer):
                 self.validation.extend(part)
         self.validation = self.validation[:self.config.validation_size]
         if self.network is None:
-            shapes = {name: tuple(value.shape) for name, value in observed_values(self.validation[0]).items()}
-            self.network = InferenceNetwork(self.network_config, shapes)
-            self.network.standardise(self.validation)
-            self.network.learn_addresses(self.validation)
+            self.network = InferenceNetwork.for_traces(self.network_config, self.validation)
             state = list(self.network.ordered_parameters()) + [b for b in self.network.buffers()
                                                                if b.is_floating_point()]
             _unflatten_into(self.group.broadcast(_flat(state), "broadcasting the initial network"), state)

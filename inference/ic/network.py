@@ -112,6 +112,15 @@ class InferenceNetwork(nn.Module):
         self.value_embeddings = nn.ModuleDict()
         self.heads = nn.ModuleDict()
 
+    @classmethod
+    def for_traces(cls, config: NetworkConfig, traces: Sequence[Trace]) -> "InferenceNetwork":
+        """A network for the observations of ``traces``, standardised on them and knowing their addresses."""
+        shapes = {name: tuple(np.shape(value)) for name, value in observed_values(traces[0]).items()}
+        network = cls(config, shapes)
+        network.standardise(traces)
+        network.learn_addresses(traces)
+        return network
+
     # ---- the address table ---------------------------------------------------------------
 
     def learn_addresses(self, traces: Sequence[Trace]) -> list[nn.Parameter]:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from inference.ic.checkpoint import load_checkpoint, save_checkpoint
 from inference.ic.config import NetworkConfig
-from inference.ic.network import InferenceNetwork, observed_values
+from inference.ic.network import InferenceNetwork
 from inference.trace import Trace
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,7 @@ class Trainer:
             self.validation.extend(self.source.next_batch())
         self.validation = self.validation[:self.config.validation_size]
         if self.network is None:
-            shapes = {name: tuple(value.shape) for name, value in observed_values(self.validation[0]).items()}
-            self.network = InferenceNetwork(self.network_config, shapes)
-            self.network.standardise(self.validation)
-            self.network.learn_addresses(self.validation)
+            self.network = InferenceNetwork.for_traces(self.network_config, self.validation)
             self.optimizer = self._optimizer()
 
     def _learn_addresses(self, traces: list[Trace]) -> None:
