@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ppx import codec
+from ppx import codec, fastcodec
 from ppx import messages as m
 from ppx.batch import Record, pack
 from ppx.distributions import as_float64_array, kind_of, to_wire
@@ -42,10 +42,11 @@ def as_result_array(value: Any) -> Optional[np.ndarray]:
 def value_tensor(value: np.ndarray, distribution: torch.distributions.Distribution) -> torch.Tensor:
     """A value from the wire in the dtype the distribution's own samples have."""
     kind = kind_of(distribution)
+    tensor = torch.from_numpy(value)
     if kind.name == "Categorical":
-        return torch.from_numpy(value).long()
+        return tensor.long()
     dtype = getattr(distribution, kind.pyro_params[0]).dtype
-    return torch.from_numpy(value).to(dtype)
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)
 
 
 class _Restart(Exception):
@@ -64,8 +65,8 @@ class _Forward(Handler):
         self.offers_stages = m.CAPABILITY_STAGE in capabilities
 
     def _exchange(self, message: m.Message, expected: type) -> m.Message:
-        self.listener.reply(codec.encode(message))
-        request = codec.decode(self.listener.receive())
+        self.listener.reply(fastcodec.encode(message))
+        request = fastcodec.decode(self.listener.receive())
         if not isinstance(request, expected):
             raise _Restart(request)
         return request
@@ -142,7 +143,7 @@ class _Session:
                 request = restart.request
 
     def _reply(self, message: m.Message) -> None:
-        self.listener.reply(codec.encode(message))
+        self.listener.reply(fastcodec.encode(message))
 
     def _answer_once(self, request: m.Message) -> None:
         if isinstance(request, m.Handshake):
@@ -218,7 +219,7 @@ def serve(
         while max_requests is None or served < max_requests:
             frame = listener.receive()
             try:
-                request = codec.decode(frame)
+                request = fastcodec.decode(frame)
             except ProtocolError as err:
                 log.error("malformed request: %s", err)
                 listener.reply(codec.encode(m.Reset()))
