@@ -218,6 +218,13 @@ class _Template:
             buf[start:end] = tensor.tobytes()
         return bytes(buf)
 
+    def fill_scalars(self, values: list[float]) -> bytes:
+        """This frame with ``values`` as its data, for a template whose tensors are all scalars."""
+        buf = bytearray(self.frame)
+        for (start, _), value in zip(self.data, values):
+            _DOUBLE.pack_into(buf, start, value)
+        return bytes(buf)
+
     def matches(self, frame: bytes) -> bool:
         for start, end, expected in self.segments:
             if frame[start:end] != expected:
@@ -312,3 +319,31 @@ def forget() -> None:
     _by_layout.clear()
     _by_length.clear()
     _decode_templates = 0
+
+
+class ScalarFrames:
+    """Frames of messages whose tensors are all scalars, kept under keys the caller chooses.
+
+    For a caller that can name a message's layout before building it, such as the
+    simulator for each of its sites: ``frame(key, values, build)`` fills the template
+    kept under ``key`` with the float ``values``, and only the first time builds
+    ``build()`` and encodes it. The key must tell apart everything but the values
+    (message kind, address, name, distribution kind, flags); the message must carry
+    exactly ``values`` as its 0-dimensional tensors, in its tensor order.
+    """
+
+    def __init__(self) -> None:
+        self._templates: dict[Any, _Template] = {}
+
+    def frame(self, key: Any, values: list[float], build: Callable[[], m.Message]) -> bytes:
+        template = self._templates.get(key)
+        if template is not None:
+            return template.fill_scalars(values)
+        message = build()
+        frame = encode(message)
+        layout = _LAYOUTS.get(type(message))
+        if layout is not None and len(self._templates) < MAX_TEMPLATES:
+            template = _template(frame, message, layout)
+            if template is not None and template.shapes == ((),) * len(values):
+                self._templates[key] = template
+        return frame

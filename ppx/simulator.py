@@ -60,12 +60,13 @@ class _Restart(Exception):
 class _Forward(Handler):
     """Forwards each site to the engine over the socket and takes the engine's value."""
 
-    def __init__(self, listener: Listener, capabilities: frozenset[str]) -> None:
+    def __init__(self, listener: Listener, capabilities: frozenset[str], frames: fastcodec.ScalarFrames) -> None:
         self.listener = listener
         self.offers_stages = m.CAPABILITY_STAGE in capabilities
+        self.frames = frames
 
-    def _exchange(self, message: m.Message, expected: type) -> m.Message:
-        self.listener.reply(fastcodec.encode(message))
+    def _exchange(self, message: m.Message | bytes, expected: type) -> m.Message:
+        self.listener.reply(message if isinstance(message, bytes) else fastcodec.encode(message))
         request = fastcodec.decode(self.listener.receive())
         if not isinstance(request, expected):
             raise _Restart(request)
@@ -73,18 +74,37 @@ class _Forward(Handler):
 
     def process(self, site: Site) -> None:
         if site.kind == m.RECORD_SAMPLE:
-            wire = m.WireDistribution(*to_wire(site.distribution))
-            reply = self._exchange(m.Sample(site.address, site.name, wire, site.control), m.SampleResult)
+            reply = self._exchange(self._choice_frame(site), m.SampleResult)
             site.value = value_tensor(reply.result, site.distribution)
         elif site.kind == m.RECORD_OBSERVE:
-            wire = m.WireDistribution(*to_wire(site.distribution))
-            value = None if site.value is None else as_float64_array(site.value)
-            self._exchange(m.Observe(site.address, site.name, wire, value), m.ObserveResult)
+            self._exchange(self._choice_frame(site), m.ObserveResult)
         elif site.kind == m.SITE_STAGE:
             if self.offers_stages:
                 site.value = self._offer_stage(site)
         else:
             self._exchange(m.Tag(site.address, site.name, as_float64_array(site.value)), m.TagResult)
+
+    def _choice_frame(self, site: Site) -> bytes:
+        """The Sample or Observe frame for ``site``, filled in from the site's earlier frame
+        when all its tensors are float scalars (most sites of most simulators)."""
+        distribution = site.distribution
+        kind = kind_of(distribution)
+        tensors = [getattr(distribution, name) for name in kind.pyro_params]
+        if site.value is not None:
+            tensors.append(site.value)
+        for tensor in tensors:
+            if not (isinstance(tensor, torch.Tensor) and tensor.dim() == 0 and tensor.is_floating_point()):
+                return fastcodec.encode(self._choice_message(site))
+        key = (site.kind, site.address, site.name, kind.type_id, site.control, site.value is None)
+        return self.frames.frame(key, [tensor.item() for tensor in tensors], lambda: self._choice_message(site))
+
+    @staticmethod
+    def _choice_message(site: Site) -> m.Sample | m.Observe:
+        wire = m.WireDistribution(*to_wire(site.distribution))
+        if site.kind == m.RECORD_SAMPLE:
+            return m.Sample(site.address, site.name, wire, site.control)
+        value = None if site.value is None else as_float64_array(site.value)
+        return m.Observe(site.address, site.name, wire, value)
 
     def _offer_stage(self, site: Site) -> tuple[np.ndarray, ...]:
         function, inputs = site.stage
@@ -131,6 +151,7 @@ class _Session:
         self.model_name = model_name
         self.system_name = system_name
         self.capabilities: frozenset[str] = frozenset()
+        self.frames = fastcodec.ScalarFrames()
 
     def answer(self, request: m.Message) -> None:
         """Reply to one top-level request; a trace may interleave many exchanges."""
@@ -161,7 +182,7 @@ class _Session:
 
     def _run_forwarded(self) -> None:
         try:
-            with _Forward(self.listener, self.capabilities):
+            with _Forward(self.listener, self.capabilities, self.frames):
                 result = run_model(self.model)
         except _Restart:
             raise

@@ -19,6 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 from ppx import codec, fastcodec
 from ppx import messages as m
+from ppx.distributions import KINDS, DistributionKind
 from ppx.errors import ProtocolError
 from ppx.flatbuf import Reader
 
@@ -233,3 +234,42 @@ def test_big_frames_get_no_template() -> None:
     for _ in range(2):
         assert fastcodec.encode(message) == codec.encode(message)
         assert_same(fastcodec.decode(codec.encode(message)), message)
+
+
+# ---------------------------------------------------------------- frames by the caller's key
+
+
+scalars = st.floats(allow_nan=True, allow_infinity=True, width=64) | st.sampled_from([-0.0, 5e-324])
+
+
+@SETTINGS
+@given(address=st.text(max_size=12), name=st.text(max_size=12), kind=st.sampled_from(KINDS),
+       control=st.booleans(), observe=st.booleans(), with_value=st.booleans(),
+       first=st.lists(scalars, min_size=3, max_size=3), second=st.lists(scalars, min_size=3, max_size=3))
+def test_scalar_frames_are_the_codecs_frames(address: str, name: str, kind: DistributionKind, control: bool,
+                                            observe: bool, with_value: bool, first: list[float],
+                                            second: list[float]) -> None:
+    count = len(kind.wire_params)
+
+    def message(values: list[float]) -> m.Message:
+        distribution = m.WireDistribution(kind.type_id, tuple(np.array(v) for v in values[:count]))
+        if observe:
+            return m.Observe(address, name, distribution, np.array(values[count]) if with_value else None)
+        return m.Sample(address, name, distribution, control)
+
+    count_sent = count + 1 if observe and with_value else count
+    frames = fastcodec.ScalarFrames()
+    key = (observe, address, name, kind.type_id, control, with_value)
+    expected = codec.encode(message(first)), codec.encode(message(second))
+    assert frames.frame(key, first[:count_sent], lambda: message(first)) == expected[0]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        from_template(monkeypatch)
+        assert frames.frame(key, second[:count_sent], lambda: message(second)) == expected[1]
+
+
+def test_scalar_frames_keep_no_template_for_other_shapes() -> None:
+    frames = fastcodec.ScalarFrames()
+    vector = m.SampleResult(np.zeros(1))
+    assert frames.frame("key", [0.0], lambda: vector) == codec.encode(vector)
+    scalar = m.SampleResult(np.array(2.0))
+    assert frames.frame("key", [2.0], lambda: scalar) == codec.encode(scalar)
