@@ -51,7 +51,8 @@ def secures(address: str) -> bool:
 def key_directory(curve: Optional[KeyDirectory] = None) -> Optional[Path]:
     """The key directory to use: ``curve`` itself, else ``$PPX_CURVE``; None when CURVE is off.
 
-    An empty ``PPX_CURVE`` counts as unset, so ``PPX_CURVE= cmd`` runs ``cmd`` without CURVE.
+    An empty string turns CURVE off, given as ``curve`` or as ``PPX_CURVE`` (``PPX_CURVE= cmd``
+    runs ``cmd`` without CURVE).
     """
     chosen = os.environ.get(ENVIRONMENT_VARIABLE) if curve is None else os.fspath(curve)
     return Path(chosen).absolute() if chosen else None

@@ -79,7 +79,7 @@ class Connection:
         address: the simulator's endpoint.
         timeout: seconds to wait for any reply before raising ``ProtocolTimeout``.
         curve: a key directory from ``ppx keys`` to authenticate and encrypt with
-            (tcp and ipc); None takes ``$PPX_CURVE`` when it is set.
+            (tcp and ipc); None takes ``$PPX_CURVE`` when it is set, ``""`` means none.
     """
 
     def __init__(self, address: str, timeout: float = 30.0, curve: Optional[KeyDirectory] = None) -> None:
