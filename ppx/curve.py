@@ -122,13 +122,17 @@ class EngineKeys:
         socket.curve_serverkey = self.simulator_public
 
 
-def authorised_keys(directory: Path) -> Path:
-    """The folder of authorised engine keys, checked to hold at least one."""
+def authorised_keys(directory: Path) -> tuple[Path, int]:
+    """The folder of authorised engine keys and how many it holds, checked to be readable and not empty."""
     folder = directory / AUTHORISED
-    if not folder.is_dir() or not any(folder.glob("*.key")):
+    try:
+        count = len(zmq.auth.load_certificates(folder))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read the authorised engine keys in {folder}: {err}") from None
+    if count == 0:
         raise ValueError(f"{folder} holds no engine public keys (*.key), so every engine would be refused; "
                          f"create keys with `ppx keys DIR`, or copy the engine's engine.key there")
-    return folder
+    return folder, count
 
 
 def secure_simulator_socket(socket: zmq.Socket, directory: Path) -> ThreadAuthenticator:
@@ -139,14 +143,14 @@ def secure_simulator_socket(socket: zmq.Socket, directory: Path) -> ThreadAuthen
     with no authenticator in its context accepts any client key.
     """
     public, secret = _load_pair(directory / f"{SIMULATOR}.key_secret")
-    folder = authorised_keys(directory)
+    folder, count = authorised_keys(directory)
     authenticator = ThreadAuthenticator(socket.context, log=logging.getLogger(f"{__name__}.zap"))
     authenticator.start()
     authenticator.configure_curve(domain="*", location=folder)
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_server = True
-    log.info("CURVE: accepting the %d engine key(s) in %s", len(authenticator.certs["*"]), folder)
+    log.info("CURVE: accepting the %d engine key(s) in %s", count, folder)
     return authenticator
 
 

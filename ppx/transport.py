@@ -104,9 +104,13 @@ class Connection:
         self._poller.register(socket, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
         self._unexplained_failures = 0
-        socket.connect(self.address)
         self._socket = socket
         self._awaiting = False
+        try:
+            socket.connect(self.address)
+        except zmq.ZMQError:
+            self.close()
+            raise
 
     def reset(self) -> None:
         """Drop the socket (and any reply still due on it) and connect afresh."""
