@@ -61,8 +61,13 @@ def load_observation_file(path: str | Path) -> dict[str, np.ndarray]:
             raise ValueError(f"observation file {path} must hold a JSON object of name: value")
         return as_observations(content)
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            return as_observations({name: archive[name] for name in archive.files})
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+        except ValueError as err:  # numpy refusing to unpickle: object arrays, or a pickle named .npz
+            raise ValueError(f"observation file {path} is not an archive of plain arrays ({err}); pickled "
+                             f"objects are never loaded: save numeric arrays with numpy.savez") from err
+        return as_observations(arrays)
     if suffix in (".h5", ".hdf5"):
         with h5py.File(path, "r") as file:
             return as_observations({name: file[name][()] for name in file

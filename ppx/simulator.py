@@ -19,6 +19,7 @@ import torch
 from ppx import codec, fastcodec
 from ppx import messages as m
 from ppx.batch import Record, pack
+from ppx.curve import KeyDirectory
 from ppx.distributions import as_float64_array, kind_of, to_wire
 from ppx.errors import ProtocolError
 from ppx.runtime import Handler, Site, run_model, run_stage
@@ -219,6 +220,7 @@ def serve(
     system_name: str = "ppx-python",
     max_requests: Optional[int] = None,
     on_ready: Optional[Callable[[str], None]] = None,
+    curve: Optional[KeyDirectory] = None,
 ) -> None:
     """Answer PPX requests for ``model`` on ``address`` until interrupted.
 
@@ -229,10 +231,13 @@ def serve(
         model_name: reported in the Handshake; defaults to the function's name.
         max_requests: stop after this many top-level requests (for tests).
         on_ready: called with the bound address once the socket listens.
+        curve: a key directory from ``ppx keys``: answer only engines whose CURVE keys
+            it authorises (tcp and ipc); None takes ``$PPX_CURVE`` when it is set.
     """
-    listener = Listener(address)
+    listener = Listener(address, curve=curve)
     session = _Session(model, listener, model_name or getattr(model, "__name__", "model"), system_name)
-    log.info("serving %s on %s", session.model_name, listener.bound_address)
+    log.info("serving %s on %s%s", session.model_name, listener.bound_address,
+             " (CURVE: authorised engines only)" if listener.secured else "")
     if on_ready is not None:
         on_ready(listener.bound_address)
     served = 0
