@@ -192,7 +192,7 @@ def _data_ranges(frame: bytes) -> Optional[list[tuple[int, int]]]:
 class _Template:
     """A frame that ``codec`` accepted, with the ranges of its tensor data and its message."""
 
-    __slots__ = ("frame", "message", "layout", "data", "shapes", "segments")
+    __slots__ = ("frame", "message", "layout", "data", "shapes", "segments", "scalars", "order")
 
     def __init__(self, frame: bytes, message: Any, layout: _Layout, tensors: Tensors,
                  data: list[tuple[int, int]]) -> None:
@@ -210,6 +210,16 @@ class _Template:
             segments.append((at, len(frame), frame[at:]))
         self.segments = tuple(segments)
         """The bytes outside the data, which any frame of this layout repeats exactly."""
+        self.scalars: Optional[struct.Struct] = None
+        """When every tensor is a scalar: one struct reading them all, in the frame's order."""
+        self.order: tuple[int, ...] = ()
+        if data and all(shape == () for shape in self.shapes):
+            by_position = sorted(range(len(data)), key=lambda i: data[i][0])
+            starts = [data[i][0] for i in by_position]
+            if all(later >= earlier + 8 for earlier, later in zip(starts, starts[1:])):
+                gaps = [starts[0]] + [later - earlier - 8 for earlier, later in zip(starts, starts[1:])]
+                self.scalars = struct.Struct("<" + "".join(f"{gap}xd" for gap in gaps))
+                self.order = tuple(by_position.index(i) for i in range(len(data)))
 
     def fill(self, tensors: Tensors) -> bytes:
         """This frame with ``tensors`` (of this template's shapes) as its data."""
@@ -233,7 +243,14 @@ class _Template:
 
     def read(self, frame: bytes) -> Any:
         """The message in ``frame``, a frame that ``matches`` this template."""
-        tensors = tuple(_read_data(frame, start, end, shape) for (start, end), shape in zip(self.data, self.shapes))
+        if self.scalars is not None:
+            values = self.scalars.unpack_from(frame)
+            tensors = tuple([np.array(values[i]) for i in self.order])
+        elif self.data:
+            tensors = tuple([_read_data(frame, start, end, shape)
+                             for (start, end), shape in zip(self.data, self.shapes)])
+        else:
+            tensors = ()
         return self.layout.rebuild(self.message, tensors)
 
 

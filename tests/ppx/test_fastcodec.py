@@ -159,6 +159,18 @@ def test_decode_learns_frames_built_by_flatc_generated_code(address: str, name: 
             assert_same(fastcodec.decode(frames[1]), expected)
 
 
+def test_scalars_laid_out_back_to_front_come_back_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flatc's builder writes the last parameter first; the values must still come back in schema order."""
+    first = plain_ppx.observe_frame("[forward()+0x1c2]", "obs0", 1, (1.0, 2.0), 3.0)
+    second = plain_ppx.observe_frame("[forward()+0x1c2]", "obs0", 1, (-4.0, 5.0), 6.0)
+    same_outcome(first)
+    expected = codec.decode(second)
+    from_template(monkeypatch)
+    decoded = fastcodec.decode(second)
+    assert_same(decoded, expected)
+    assert [float(p) for p in decoded.distribution.params] + [float(decoded.value)] == [-4.0, 5.0, 6.0]
+
+
 def test_scalars_keep_their_bits() -> None:
     for bits in ("0100000000f0ff7f", "0000000000000080", "000000000000f87f", "0100000000000000"):
         value = np.array(struct.unpack("<d", bytes.fromhex(bits))[0])
