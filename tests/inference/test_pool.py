@@ -6,6 +6,7 @@ import os
 import signal
 
 import numpy as np
+import pytest
 
 from inference.controllers import PRIOR
 from inference.pool import SimulatorPool
@@ -36,6 +37,19 @@ def test_pool_restarts_a_hung_simulator():
         traces = pool.run_many([PRIOR] * 10)
         assert len(traces) == 10
         assert pool.restarts >= 1 and pool.dropped >= 1
+
+
+@pytest.mark.parametrize("wrong, batched", [("SampleResult", False), ("RunResult", True)])
+def test_pool_restarts_a_simulator_replying_out_of_protocol_order(wrong, batched):
+    command = f"python -m tests.inference.faulty_simulators out-of-order 4 {wrong}"
+    with SimulatorPool(command, workers=2, timeout=10) as pool:
+        if batched:
+            traces = pool.prior(40, batch_size=5)
+        else:
+            traces = pool.run_many([PRIOR] * 8, {"obs0": np.array(1.0)})
+        assert len(traces) == (40 if batched else 8) and all(len(t) == 3 for t in traces)
+        # Each copy misbehaves at its fourth Run; each time the partial work is dropped and counted.
+        assert pool.restarts >= 1 and pool.dropped == pool.restarts
 
 
 def test_pool_batches_prior_traces_across_workers():
