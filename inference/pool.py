@@ -6,12 +6,15 @@ copy that dies, stops answering or breaks the protocol (a reply out of order, a
 frame that does not decode) is killed and restarted; the trace it was in the
 middle of is dropped, counted in ``dropped``, and run again, so a run always
 completes with every trace it asked for. A model that raises (``SimulatorError``)
-stops the run instead: a fresh copy would raise alike.
+stops the run instead: a fresh copy would raise alike. On Linux the copies are
+killed by the kernel when the engine's process exits, however it exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -21,6 +24,7 @@ from typing import Callable, Optional, Sequence
 
 import zmq
 
+from inference.child_lifetime import dies_with_this_process
 from inference.controllers import PRIOR, Controller
 from inference.remote import (Job, Observations, ProposalRequest, RemoteSimulator, Stages, answer_proposals,
                               batch_job, trace_job)
@@ -99,7 +103,8 @@ class SimulatorPool:
     def _spawn(self, worker: _Worker) -> None:
         worker.address = fresh_ipc_address(f"ppx-worker{worker.index}")
         worker.process = subprocess.Popen(simulator_argv(self.command, worker.address),
-                                          stdin=subprocess.DEVNULL, stdout=_child_stdout())
+                                          stdin=subprocess.DEVNULL, stdout=_child_stdout(),
+                                          preexec_fn=dies_with_this_process())
 
     def _connect(self, worker: _Worker) -> None:
         process = worker.process
@@ -131,6 +136,9 @@ class SimulatorPool:
         if worker.process is not None and worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
+        if worker.address.startswith("ipc://"):  # a killed simulator leaves its socket file
+            with contextlib.suppress(OSError):
+                os.unlink(worker.address[len("ipc://"):])
 
     @property
     def workers(self) -> int:
