@@ -106,7 +106,7 @@ def write_atomically(path: str | os.PathLike, content: bytes | memoryview) -> No
             stream.write(content)
     except OSError as err:
         if err.errno in _NO_SPACE:
-            raise OutOfSpace(os.fspath(path), err) from err
+            raise OutOfSpace(os.fspath(path), err, f"{os.fspath(path)} is left as it was") from err
         raise
 
 

@@ -29,8 +29,9 @@ class AtomicHDF5Writer:
     ``path`` and renames it onto ``path``; ``abort()`` (or an exception in the
     block) drops it. Either way ``path`` is never left half-written.
 
-    Raises (from ``close``):
-        OutOfSpace: the disk or a file-size limit ran out; ``path`` is left as it was.
+    Raises:
+        OutOfSpace: from ``close()``, when the disk or a file-size limit ran out; ``path`` is
+            left as it was.
     """
 
     def __init__(self, path: str | os.PathLike, layout: Callable[[h5py.File], None]) -> None:

@@ -41,8 +41,8 @@ def test_full_disk_stops_each_writer_with_a_clear_error_and_keeps_the_old_file(t
                          timeout=120, preexec_fn=limited_file_size(100_000))
     # Exit code 0, not a crash: HDF5 never gets to fail a write of its own.
     assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == [f"disk full or file too large while writing {path} (File too large)"
-                                       for path in paths]
+    assert run.stdout.splitlines() == [f"disk full or file too large while writing {path} (File too large); "
+                                       f"{path} is left as it was" for path in paths]
     for path in paths:
         assert path.read_bytes() == b"the previous complete version"
     assert sorted(os.listdir(tmp_path)) == sorted(path.name for path in paths)
