@@ -1,9 +1,11 @@
-"""A supervised pool of simulator processes: parallel work, crashes and hangs."""
+"""A supervised pool of simulator processes: parallel work, crashes, hangs, bad replies, sustained load."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -58,3 +60,26 @@ def test_pool_batches_prior_traces_across_workers():
         traces = pool.prior(300, batch_size=64)
         assert len(traces) == 300
         assert len({float(t.named("mu").value) for t in traces}) == 300
+
+
+@pytest.mark.parametrize("batched, window", [(True, 500), (False, 100)])
+def test_pool_keeps_no_per_trace_state(batched, window):
+    """Memory the engine retains does not grow with the traces it has run (benchmarks/pool_load.py
+    measures the same over 100k traces, with the processes' resident memory)."""
+    with SimulatorPool("python -m simulators.gaussian", workers=2) as pool:
+        def run() -> None:
+            traces = pool.prior(window) if batched else pool.run_many([PRIOR] * window)
+            assert len(traces) == window
+
+        run()  # start-up, first allocations and caches
+        tracemalloc.start()
+        try:
+            retained = []
+            for _ in range(3):
+                run()
+                gc.collect()
+                retained.append(tracemalloc.get_traced_memory()[0])
+        finally:
+            tracemalloc.stop()
+    # Two windows of traces after the first: less than 8 bytes kept per trace (a kept trace is >1 kB).
+    assert retained[-1] - retained[0] < 16 * window, retained
