@@ -53,7 +53,8 @@ def load_run(pool: SimulatorPool, mode: str, traces: int, window: int, batch_siz
         engine = resident_mib(os.getpid())
         simulators = sum(resident_mib(process.pid) for process in pool.processes)
         rows.append((index, rate, engine, simulators))
-        print(f"{index:>6} {(index + 1) * window:>9,} {rate:>9.0f} {engine:>11.1f} {simulators:>15.1f}", flush=True)
+        print(f"{index:>6} {(index + 1) * window:>9,} {rate:>9.0f} {engine:>11.1f} {simulators:>15.1f}",
+              flush=True)
     return rows
 
 
@@ -81,9 +82,10 @@ def main() -> None:
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
     for mode, rows in results.items():
         (_, rate0, engine0, simulators0), (_, rate1, engine1, simulators1) = rows[0], rows[-1]
+        mean_rate = sum(row[1] for row in rows) / len(rows)
         print(f"{mode}: last/first window: rate {rate1 / rate0:.2f}, engine memory {engine1 / engine0:.3f} "
               f"({engine1 - engine0:+.1f} MiB), simulators' memory {simulators1 / simulators0:.3f} "
-              f"({simulators1 - simulators0:+.1f} MiB); mean rate {sum(r[1] for r in rows) / len(rows):.0f} traces/s")
+              f"({simulators1 - simulators0:+.1f} MiB); mean rate {mean_rate:.0f} traces/s")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from typing import Any, Callable, Optional
 
 import h5py
@@ -36,8 +37,9 @@ class AtomicHDF5Writer:
 
     def __init__(self, path: str | os.PathLike, layout: Callable[[h5py.File], None]) -> None:
         self.path = os.fspath(path)
-        self._file: Optional[h5py.File] = h5py.File(f"{self.path} (in memory)", "w", driver="core",
-                                                    backing_store=False)
+        # HDF5 takes two in-memory files of one name for the same file: give each its own.
+        self._file: Optional[h5py.File] = h5py.File(f"{self.path}.{uuid.uuid4().hex} (in memory)", "w",
+                                                    driver="core", backing_store=False)
         try:
             layout(self._file)
         except BaseException:

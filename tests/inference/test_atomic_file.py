@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from inference.atomic_file import leftover_temporaries
-from inference.trace_file import read_traces, write_traces
+from inference.trace_file import TraceWriter, read_traces, write_traces
 from tests.inference.file_size_limit import limited_file_size
 from tests.inference.test_trace_file import make_trace
 
@@ -58,3 +58,14 @@ def test_leftovers_of_a_killed_writer_go_with_the_next_complete_write(tmp_path):
     write_traces(path, [make_trace(i) for i in range(3)])
     assert len(read_traces(path)) == 3
     assert sorted(os.listdir(tmp_path)) == [unrelated.name, path.name]
+
+
+def test_two_writers_of_one_path_build_separate_files(tmp_path):
+    path = tmp_path / "traces.h5"
+    first, second = TraceWriter(path), TraceWriter(path)
+    first.write([make_trace(1)])
+    second.write([make_trace(2), make_trace(3)])
+    first.close()
+    second.close()
+    assert len(read_traces(path)) == 2  # the last to finish wins, whole
+    assert os.listdir(tmp_path) == [path.name]
