@@ -64,18 +64,18 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     posterior = Posterior(traces, None, engine="prior")
     summary: dict[str, Any] = posterior.summary()
-    summary.update(traces=len(traces), seconds=seconds, traces_per_second=len(traces) / seconds)
+    summary.update(traces=total, seconds=seconds, traces_per_second=total / seconds)
     if getattr(simulator, "dropped", 0):
         summary["dropped_traces"] = simulator.dropped
     if args.out:
         summary["out"] = args.out
+    written = f"; written to {args.out}" if args.out else ""
     if shards:
-        summary.update(shards=len(shards), shards_written=len(missing))
-    written = ""
-    if args.out:
-        written = f"; written to {args.out}" + (f" ({len(missing)} of {len(shards)} shards)" if shards else "")
-    emit(args, summary, posterior.table() + f"\n{len(traces)} traces in {seconds:.2f} s "
-                                             f"({len(traces) / seconds:.0f} traces/s){written}")
+        summary.update(shards=len(shards), shards_written=len(missing), summarised_traces=len(traces))
+        written += (f" ({len(missing)} of {len(shards)} shards; the table summarises the last shard's "
+                    f"{len(traces)} traces)")
+    emit(args, summary, posterior.table() + f"\n{total} traces in {seconds:.2f} s "
+                                             f"({total / seconds:.0f} traces/s){written}")
     return 0
 
 
@@ -94,9 +94,10 @@ def _draw_to_file(path: str | None, num_traces: int, draw: Draw, model_name: str
 
 def _write_shards(directory: str, shards: list[Shard], missing: list[Shard], draw: Draw,
                   model_name: str) -> list[Trace]:
-    """Draw and write each missing shard in turn; a full disk stops with what is saved named."""
+    """Draw and write each missing shard in turn, returning the last one's traces (memory stays one
+    shard's worth, however big the dataset); a full disk stops with what is saved named."""
     os.makedirs(directory, exist_ok=True)
-    traces: list[Trace] = []
+    chunk: list[Trace] = []
     for shard in missing:
         chunk = draw(shard.num_traces)
         try:
@@ -107,6 +108,5 @@ def _write_shards(directory: str, shards: list[Shard], missing: list[Shard], dra
                              f"{sum(s.num_traces for s in saved)} of {sum(s.num_traces for s in shards)} "
                              f"traces are saved in {directory} ({len(saved)} of {len(shards)} shards); free "
                              f"some space and run the same command again to write the rest") from err
-        traces.extend(chunk)
-    return traces
+    return chunk
 

@@ -64,6 +64,7 @@ def test_full_disk_keeps_completed_shards_and_the_same_command_resumes(tmp_path,
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
     assert (summary["traces"], summary["shards"], summary["shards_written"]) == (200, 4, 2)
+    assert summary["summarised_traces"] == 100 and summary["variables"]["mu"]["ess"] > 0
     assert sorted(os.listdir(out)) == [f"prior-00000{i}.h5" for i in range(4)]
     for name, stat in first.items():
         assert (os.stat(out / name).st_ino, os.stat(out / name).st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
