@@ -62,7 +62,7 @@ def test_pool_batches_prior_traces_across_workers():
         assert len({float(t.named("mu").value) for t in traces}) == 300
 
 
-@pytest.mark.parametrize("batched, window", [(True, 500), (False, 100)])
+@pytest.mark.parametrize("batched, window", [(True, 1000), (False, 250)])
 def test_pool_keeps_no_per_trace_state(batched, window):
     """Memory the engine retains does not grow with the traces it has run (benchmarks/pool_load.py
     measures the same over 100k traces, with the processes' resident memory)."""
@@ -81,5 +81,7 @@ def test_pool_keeps_no_per_trace_state(batched, window):
                 retained.append(tracemalloc.get_traced_memory()[0])
         finally:
             tracemalloc.stop()
-    # Two windows of traces after the first: less than 8 bytes kept per trace (a kept trace is >1 kB).
-    assert retained[-1] - retained[0] < 16 * window, retained
+    # Over the last two windows, less than 64 kB kept: torch's own caches grow by a few kB now and
+    # then, up to about 30 kB in all, while keeping a trace costs 2 kB (and anything per trace above
+    # 32 or 128 bytes would show).
+    assert retained[-1] - retained[0] < 64_000, retained
