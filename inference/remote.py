@@ -71,12 +71,19 @@ def _invalid_distribution(message: m.Sample | m.Observe, err: ValueError) -> Pro
     return ProtocolError(f"{kind} at address {message.address!r} (name {message.name!r}): {err}")
 
 
-def _unexpected(reply: m.Message, during: str) -> ProtocolError:
+_TRACE_STEP = "Sample, Observe, Tag, StageRequest or RunResult"
+"""What a simulator may answer in the middle of an engine-driven trace."""
+
+
+def _unexpected(reply: m.Message, expected: str, during: str) -> ProtocolError:
+    """The error for a reply out of protocol order: what was ``expected`` ``during`` what, and what came."""
     if isinstance(reply, m.Error):
         return SimulatorError(f"simulator's model failed {during}: {reply.message}")
     if isinstance(reply, m.Reset):
-        return ProtocolError(f"simulator answered Reset {during} (it did not accept the request)")
-    return ProtocolError(f"unexpected {type(reply).__name__} from the simulator {during}")
+        return ProtocolError(f"simulator answered Reset {during} (it did not accept the request; "
+                             f"expected {expected})")
+    return ProtocolError(f"simulator answered out of protocol order {during}: expected {expected}, "
+                         f"got {type(reply).__name__}")
 
 
 Stages = Mapping[str, Callable[[tuple[np.ndarray, ...]], tuple[np.ndarray, ...]]]
@@ -140,7 +147,7 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
             if surrogate is None:
                 output = fastcodec.decode((yield _RUN_STAGE_LOCALLY))
                 if not isinstance(output, m.StageOutput):
-                    raise _unexpected(output, f"instead of the outputs of stage {reply.name!r}")
+                    raise _unexpected(output, "StageOutput", f"after running stage {reply.name!r} locally")
                 trace.stages.append(StageCall(reply.name, reply.inputs, output.outputs, surrogate=False))
                 reply = fastcodec.decode((yield _STAGE_OUTPUT_RESULT))
             else:
@@ -151,14 +158,14 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
             trace.result = reply.result
             return [trace]
         else:
-            raise _unexpected(reply, "during a trace")
+            raise _unexpected(reply, _TRACE_STEP, "during a trace")
 
 
 def batch_job(num_traces: int, observations: Optional[Observations] = None) -> Job:
     """``num_traces`` prior traces sampled by the simulator itself, in one exchange."""
     reply = codec.decode((yield codec.encode(m.Run(num_traces=num_traces))))
     if not isinstance(reply, m.TraceBatch):
-        raise _unexpected(reply, f"to a request for {num_traces} prior traces")
+        raise _unexpected(reply, "TraceBatch", f"to a request for {num_traces} prior traces")
     traces = [Trace.from_records(records, result, observations) for records, result in unpack(reply)]
     if len(traces) != num_traces:
         raise ProtocolError(f"asked for {num_traces} prior traces, the simulator sent {len(traces)}")
@@ -214,7 +221,7 @@ class RemoteSimulator(OneTraceAtATime):
                                       f"{limit:g} s (is it running, and listening on that address?)")
         reply = codec.decode(self.connection.receive(0))
         if not isinstance(reply, m.HandshakeResult):
-            raise _unexpected(reply, "to the Handshake")
+            raise _unexpected(reply, "HandshakeResult", "to the Handshake")
         self.absorb_handshake(reply)
 
     def absorb_handshake(self, reply: m.HandshakeResult) -> None:

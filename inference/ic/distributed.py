@@ -55,6 +55,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from inference.child_lifetime import die_with_parent
 from inference.ic.checkpoint import save_checkpoint
 from inference.ic.config import NetworkConfig
 from inference.ic.network import Address, InferenceNetwork, controlled_samples
@@ -229,7 +230,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _rank_entry(index: int, nproc: int, port: int, function: Callable[..., Any], args: tuple) -> None:
+def _rank_entry(index: int, nproc: int, port: int, launcher: int, function: Callable[..., Any],
+                args: tuple) -> None:
+    die_with_parent(launcher)  # a killed `ppx train --nproc` leaves no ranks (and so no simulators) behind
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index), WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     function(*args)
@@ -244,8 +247,8 @@ def launch_local(nproc: int, function: Callable[..., Any], *args: Any) -> None:
     if nproc < 1:
         raise ValueError(f"nproc must be at least 1, got {nproc}")
     try:
-        mp.start_processes(_rank_entry, args=(nproc, free_port(), function, args), nprocs=nproc, join=True,
-                           start_method="spawn")
+        mp.start_processes(_rank_entry, args=(nproc, free_port(), os.getpid(), function, args), nprocs=nproc,
+                           join=True, start_method="spawn")
     except mp.ProcessExitedException as err:
         how = (f"was killed by {err.signal_name}" if err.signal_name
                else f"exited with code {err.exit_code} (its error is shown above)")

@@ -83,6 +83,23 @@ def test_invalid_distribution_parameters_name_the_site(start_simulator):
             simulator.run()
 
 
+@pytest.mark.parametrize("wrong, batched, expected", [
+    ("SampleResult", False, "during a trace: expected Sample, Observe, Tag, StageRequest or RunResult, "
+                            "got SampleResult"),
+    ("HandshakeResult", False, "got HandshakeResult"),
+    ("RunResult", True, "to a request for 5 prior traces: expected TraceBatch, got RunResult"),
+])
+def test_reply_out_of_protocol_order_names_what_was_expected_and_what_came(start_simulator, wrong,
+                                                                           batched, expected):
+    address = start_simulator("tests.inference.faulty_simulators", "ipc", "out-of-order", "2", wrong)
+    with RemoteSimulator(address, timeout=5, handshake_timeout=60) as simulator:
+        draw = (lambda: simulator.prior(5, batch_size=5)) if batched else (lambda: [simulator.run()])
+        assert len(draw()) in (1, 5)
+        with pytest.raises(ProtocolError, match=expected):
+            draw()
+        assert len(draw()) in (1, 5)  # the connection is usable again
+
+
 def test_python_is_replaced_by_the_engines_interpreter():
     from inference.pool import simulator_argv
     assert simulator_argv("python -m simulators.gaussian", "ipc:///a") == [
