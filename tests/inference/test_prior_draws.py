@@ -13,7 +13,8 @@ from ppx.messages import WireDistribution
 SHAPES = [((), ()), ((3,), ()), ((), (2,)), ((2, 1), (3,)), ((0,), ()), ((20,), (20,))]
 
 
-@pytest.mark.parametrize("type_id, first, second", [(1, -1.5, 0.7), (2, -1.5, 0.7), (1, np.inf, np.inf)])
+@pytest.mark.parametrize("type_id, first, second",
+                         [(1, -1.5, 0.7), (2, -1.5, 0.7), (1, 1e300, 1e300), (2, -1.7e308, 1.7e308)])
 @pytest.mark.parametrize("shapes", SHAPES, ids=str)
 def test_same_values_as_pyro_under_the_same_seed(type_id, first, second, shapes) -> None:
     params = (np.full(shapes[0], first), np.full(shapes[1], second))
@@ -36,6 +37,15 @@ def test_parameters_pyro_rejects_are_left_to_pyro(type_id, params) -> None:
     assert draw_prior(WireDistribution(type_id, params)) is None
     with pytest.raises((ValueError, RuntimeError)):  # torch raises RuntimeError for the shapes
         from_wire(type_id, params)
+
+
+@pytest.mark.parametrize("type_id", [1, 2])
+@pytest.mark.parametrize("params", [(np.inf, 1.0), (0.0, np.inf), (-np.inf, 0.0), (np.zeros(2), np.full(2, np.inf))],
+                         ids=str)
+def test_infinite_parameters_are_left_to_pyro(type_id, params) -> None:
+    """Only plainly valid parameters take the fast path; pyro decides (and any stricter check
+    in from_wire applies) for the rest."""
+    assert draw_prior(WireDistribution(type_id, tuple(np.asarray(p) for p in params))) is None
 
 
 @pytest.mark.parametrize("kind", [kind for kind in KINDS if kind.name not in ("Normal", "Uniform")],
