@@ -55,6 +55,9 @@ def fresh_ipc_address(prefix: str = "ppx") -> str:
     return f"ipc://{os.path.join(tempfile.gettempdir(), f'{prefix}-{uuid.uuid4().hex[:12]}.sock')}"
 
 
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: pyzmq's enums cost microseconds per use
+
+
 class _Spinner:
     """Checks for a message without sleeping, for as long as that pays.
 
@@ -77,8 +80,8 @@ class _Spinner:
 
     def wait(self, socket: zmq.Socket) -> bool:
         """True once a message is waiting on ``socket``; False if none came while spinning."""
-        events = socket.get  # reading ZMQ_EVENTS is the cheapest readiness check pyzmq has
-        if events(zmq.EVENTS) & zmq.POLLIN:
+        events = socket.getsockopt  # reading ZMQ_EVENTS is the cheapest readiness check pyzmq has
+        if events(_EVENTS) & _POLLIN:
             return True
         started = time.perf_counter()
         if started < self.paused_until:
@@ -86,7 +89,7 @@ class _Spinner:
         cpu_started = time.thread_time()
         deadline = started + self.seconds
         while True:
-            if events(zmq.EVENTS) & zmq.POLLIN:
+            if events(_EVENTS) & _POLLIN:
                 ready = True
                 break
             if time.perf_counter() >= deadline:
@@ -270,7 +273,8 @@ class Listener:
         """
         socket = self._socket
         if not self._spinner.wait(socket):
-            while not socket.poll(_SIGNAL_CHECK_MS):
+            waiting = [(socket, _POLLIN)]  # zmq_poll itself: Socket.poll builds a Poller per call
+            while not zmq.zmq_poll(waiting, _SIGNAL_CHECK_MS):
                 pass
         return socket.recv()
 
