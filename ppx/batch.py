@@ -17,6 +17,7 @@ from ppx.distributions import BY_TYPE_ID
 from ppx.errors import ProtocolError
 from ppx.messages import (RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, RaggedTensors,
                           TraceBatch, WireDistribution)
+from ppx.sparse import SparseArray
 
 _NO_RESULT = np.zeros((0,), dtype=np.float64)
 MAX_DIMENSIONS = 32
@@ -31,7 +32,8 @@ class Record:
     address: str
     name: str
     distribution: Optional[WireDistribution]
-    value: np.ndarray
+    value: np.ndarray | SparseArray
+    """A ``SparseArray`` only for observe records, under the ``sparse-tensor`` extension."""
     control: bool = True
 
 
@@ -57,7 +59,8 @@ def pack(traces: Sequence[Sequence[Record]], results: Sequence[Optional[np.ndarr
             (0 if r.distribution is None else r.distribution.type_id for r in records),
             dtype=np.uint8, count=len(records)),
         control=np.fromiter((r.control for r in records), dtype=np.uint8, count=len(records)),
-        values=RaggedTensors.pack([np.asarray(r.value, dtype=np.float64) for r in records]),
+        values=RaggedTensors.pack([r.value if isinstance(r.value, SparseArray)
+                                   else np.asarray(r.value, dtype=np.float64) for r in records]),
         params=RaggedTensors.pack(params),
         results=RaggedTensors.pack([_NO_RESULT if r is None else np.asarray(r, dtype=np.float64)
                                     for r in results]),
@@ -84,8 +87,46 @@ def _check_ragged(ragged: RaggedTensors, count: int, what: str) -> None:
     extents = np.append(ragged.shapes.astype(np.float64), 1.0)
     sizes = np.multiply.reduceat(extents, shape_offsets[:-1]) if count else np.zeros(0, np.float64)
     sizes = np.where(np.diff(shape_offsets) == 0, 1, sizes)
-    if not np.array_equal(sizes, np.diff(offsets)):
+    if len(ragged.sparse) or len(ragged.coordinates) or len(ragged.coordinate_offsets):
+        _check_sparse_entries(ragged, count, sizes, what)
+    elif not np.array_equal(sizes, np.diff(offsets)):
         raise ProtocolError(f"TraceBatch.{what}: tensor shapes do not match their data lengths")
+
+
+def _check_sparse_entries(ragged: RaggedTensors, count: int, sizes: np.ndarray, what: str) -> None:
+    """The ``sparse-tensor`` columns: flags, coordinate ranges, and each sparse tensor itself."""
+    flags, coordinate_offsets = ragged.sparse, ragged.coordinate_offsets
+    if len(flags) != count or len(coordinate_offsets) != count + 1:
+        raise ProtocolError(f"TraceBatch.{what}: sparse has {len(flags)} flags and coordinate_offsets "
+                            f"{len(coordinate_offsets)} entries, expected {count} and {count + 1}")
+    if (flags > 1).any():
+        raise ProtocolError(f"TraceBatch.{what}.sparse holds a flag other than 0 or 1")
+    if (coordinate_offsets[0] != 0 or coordinate_offsets[-1] != len(ragged.coordinates)
+            or (np.diff(coordinate_offsets) < 0).any()):
+        raise ProtocolError(f"TraceBatch.{what}.coordinate_offsets do not partition its "
+                            f"{len(ragged.coordinates)} coordinates")
+    sparse = flags.astype(bool)
+    lengths, ndims = np.diff(ragged.offsets), np.diff(ragged.shape_offsets)
+    coordinate_counts = np.diff(coordinate_offsets)
+    if not np.array_equal(sizes[~sparse], lengths[~sparse]):
+        raise ProtocolError(f"TraceBatch.{what}: tensor shapes do not match their data lengths")
+    if coordinate_counts[~sparse].any():
+        raise ProtocolError(f"TraceBatch.{what}: a dense tensor has coordinates")
+    if not np.array_equal(coordinate_counts[sparse], lengths[sparse] * ndims[sparse]):
+        raise ProtocolError(f"TraceBatch.{what}: a sparse tensor's coordinates are not N * ndim for its "
+                            f"N values")
+    for i in np.flatnonzero(sparse).tolist():
+        shape = tuple(ragged.shapes[ragged.shape_offsets[i]:ragged.shape_offsets[i + 1]].tolist())
+        coordinates = ragged.coordinates[coordinate_offsets[i]:coordinate_offsets[i + 1]]
+        values = ragged.data[ragged.offsets[i]:ragged.offsets[i + 1]]
+        try:
+            SparseArray(coordinates.reshape(lengths[i], len(shape)), values, shape)
+        except ValueError as err:
+            raise ProtocolError(f"TraceBatch.{what}[{i}]: {err}") from None
+
+
+def _sparse_flags(ragged: RaggedTensors) -> np.ndarray:
+    return ragged.sparse.astype(bool) if len(ragged.sparse) else np.zeros(len(ragged), dtype=bool)
 
 
 def validate(batch: TraceBatch) -> None:
@@ -105,6 +146,7 @@ def validate(batch: TraceBatch) -> None:
                         or batch.name.min() < -1 or batch.name.max() >= num_strings):
         raise ProtocolError(f"TraceBatch string index outside its {num_strings} strings")
     num_params = 0
+    sparse_kinds = False
     for kind, type_id in zip(batch.kind.tolist(), batch.distribution_type.tolist()):
         if kind == RECORD_TAG:
             continue
@@ -112,9 +154,26 @@ def validate(batch: TraceBatch) -> None:
         if spec is None:
             raise ProtocolError(f"TraceBatch record has unknown distribution type {type_id}")
         num_params += len(spec.wire_params)
+        sparse_kinds = sparse_kinds or bool(spec.sparse_params)
     _check_ragged(batch.values, num_records, "values")
     _check_ragged(batch.params, num_params, "params")
     _check_ragged(batch.results, len(offsets) - 1, "results")
+    if len(batch.values.sparse) and (_sparse_flags(batch.values) & (batch.kind != RECORD_OBSERVE)).any():
+        raise ProtocolError("TraceBatch.values: only observe records may have sparse values")
+    if len(batch.results.sparse) and batch.results.sparse.any():
+        raise ProtocolError("TraceBatch.results: model results cannot be sparse")
+    if sparse_kinds or len(batch.params.sparse):
+        _check_sparse_params(batch)
+
+
+def _check_sparse_params(batch: TraceBatch) -> None:
+    """Sparse parameters exactly where the distribution's schema puts SparseTensor tables."""
+    expected = [name in BY_TYPE_ID[type_id].sparse_params
+                for kind, type_id in zip(batch.kind.tolist(), batch.distribution_type.tolist()) if kind != RECORD_TAG
+                for name in BY_TYPE_ID[type_id].wire_params]
+    if not np.array_equal(_sparse_flags(batch.params), np.array(expected, dtype=bool)):
+        raise ProtocolError("TraceBatch.params: sparse parameters do not match their distributions' schema "
+                            "(SparseNormal's mean is sparse, every other parameter dense)")
 
 
 def unpack(batch: TraceBatch) -> list[tuple[list[Record], Optional[np.ndarray]]]:

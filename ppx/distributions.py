@@ -2,17 +2,22 @@
 
 One table drives both directions: the wire names each distribution by a union id
 and lists its parameters in schema order; pyro names the same parameters its own
-way. Parameters travel as float64 arrays.
+way. Parameters travel as float64 arrays. Extension kinds (``SparseNormal``, with
+a ``SparseArray`` mean) follow the eleven and name the plain kind a peer without
+the extension is sent instead, with every parameter densified.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import pyro.distributions as dist
 import torch
+
+from ppx.sparse import SparseArray, as_sparse_array, densified
+from ppx.sparse_normal import SparseNormal
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,10 @@ class DistributionKind:
     pyro_class: type
     pyro_params: tuple[str, ...]
     discrete: bool
+    sparse_params: tuple[str, ...] = ()
+    """Wire parameters that travel as SparseTensor tables (extension kinds only)."""
+    plain_type_id: int = 0
+    """For an extension kind: the plain PPX kind sent to peers without the extension."""
 
 
 KINDS: tuple[DistributionKind, ...] = (
@@ -45,9 +54,15 @@ KINDS: tuple[DistributionKind, ...] = (
                      ("scale", "concentration"), False),
 )
 
-BY_TYPE_ID: dict[int, DistributionKind] = {kind.type_id: kind for kind in KINDS}
-BY_NAME: dict[str, DistributionKind] = {kind.name: kind for kind in KINDS}
-_BY_PYRO_CLASS: dict[type, DistributionKind] = {kind.pyro_class: kind for kind in KINDS}
+EXTENSION_KINDS: tuple[DistributionKind, ...] = (
+    DistributionKind(12, "SparseNormal", ("mean", "stddev"), SparseNormal, ("loc", "scale"), False,
+                     sparse_params=("mean",), plain_type_id=1),
+)
+"""Kinds of the ``sparse-tensor`` extension; ``KINDS`` stays the plain PPX table."""
+
+BY_TYPE_ID: dict[int, DistributionKind] = {kind.type_id: kind for kind in KINDS + EXTENSION_KINDS}
+BY_NAME: dict[str, DistributionKind] = {kind.name: kind for kind in KINDS + EXTENSION_KINDS}
+_BY_PYRO_CLASS: dict[type, DistributionKind] = {kind.pyro_class: kind for kind in KINDS + EXTENSION_KINDS}
 
 
 def kind_of(distribution: torch.distributions.Distribution) -> DistributionKind:
@@ -56,7 +71,7 @@ def kind_of(distribution: torch.distributions.Distribution) -> DistributionKind:
         kind = _BY_PYRO_CLASS.get(cls)
         if kind is not None:
             return kind
-    supported = ", ".join(kind.name for kind in KINDS)
+    supported = ", ".join(kind.name for kind in KINDS + EXTENSION_KINDS)
     raise TypeError(
         f"expected one of the PPX distributions ({supported}), got {type(distribution).__name__}"
     )
@@ -69,17 +84,37 @@ def as_float64_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def to_wire(distribution: torch.distributions.Distribution) -> tuple[int, tuple[np.ndarray, ...]]:
-    """The union id and float64 parameter arrays that describe ``distribution`` on the wire."""
+WireValue = Union[np.ndarray, SparseArray]
+"""A tensor as it travels: a float64 array, or a ``SparseArray`` under the ``sparse-tensor`` extension."""
+
+
+def as_wire_value(value: Any) -> WireValue:
+    """A ``SparseArray`` for sparse values (``SparseArray``, torch sparse COO), else a float64 array."""
+    sparse = as_sparse_array(value)
+    return as_float64_array(value) if sparse is None else sparse
+
+
+def to_wire(distribution: torch.distributions.Distribution) -> tuple[int, tuple[WireValue, ...]]:
+    """The union id and parameters (float64 arrays, ``SparseArray`` where the kind's schema has a
+    SparseTensor) that describe ``distribution`` on the wire."""
     kind = kind_of(distribution)
     params = tuple(
-        as_float64_array(getattr(distribution, name)) for name in kind.pyro_params
+        as_wire_value(getattr(distribution, name)) for name in kind.pyro_params
     )
     return kind.type_id, params
 
 
+def to_plain_wire(type_id: int, params: tuple[WireValue, ...]) -> tuple[int, tuple[np.ndarray, ...]]:
+    """What a peer without the ``sparse-tensor`` extension is sent: an extension kind becomes its
+    plain equivalent (``SparseNormal`` a ``Normal``) and every sparse parameter its dense array."""
+    kind = BY_TYPE_ID.get(type_id)
+    if kind is not None and kind.plain_type_id:
+        type_id = kind.plain_type_id
+    return type_id, tuple(densified(p) for p in params)
+
+
 def from_wire(
-    type_id: int, params: tuple[np.ndarray, ...], validate: bool = True
+    type_id: int, params: tuple[WireValue, ...], validate: bool = True
 ) -> torch.distributions.Distribution:
     """A pyro distribution from its wire description; bad parameters raise ``ValueError``."""
     kind = BY_TYPE_ID.get(type_id)
@@ -90,9 +125,14 @@ def from_wire(
             f"{kind.name} expects {len(kind.pyro_params)} parameters "
             f"({', '.join(kind.wire_params)}), got {len(params)}"
         )
-    kwargs = {name: torch.from_numpy(np.asarray(p, dtype=np.float64)) for name, p in zip(kind.pyro_params, params)}
+    kwargs = {
+        pyro_name: (p if isinstance(p, SparseArray) else SparseArray.from_dense(p)) if wire_name in kind.sparse_params
+        else torch.from_numpy(np.asarray(densified(p), dtype=np.float64))
+        for pyro_name, wire_name, p in zip(kind.pyro_params, kind.wire_params, params)
+    }
     try:
         return kind.pyro_class(**kwargs, validate_args=validate)
     except ValueError as err:
-        shown = ", ".join(f"{name}={np.asarray(p).tolist()}" for name, p in zip(kind.wire_params, params))
+        shown = ", ".join(f"{name}={p!r}" if isinstance(p, SparseArray) else f"{name}={np.asarray(p).tolist()}"
+                          for name, p in zip(kind.wire_params, params))
         raise ValueError(f"invalid {kind.name} parameters ({shown}): {err}") from err
