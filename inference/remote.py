@@ -20,7 +20,7 @@ from inference.trace import StageCall, Trace
 from ppx import codec
 from ppx import messages as m
 from ppx.batch import unpack
-from ppx.distributions import BY_TYPE_ID, from_wire
+from ppx.distributions import BY_TYPE_ID, WireValue, from_wire
 from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError
 from ppx.transport import Connection
 
@@ -55,9 +55,10 @@ def answer_proposals(requests: Sequence[ProposalRequest]) -> list[tuple[np.ndarr
         for i, result in zip(indices, kind.choose_batch([requests[i] for i in indices])):
             results[i] = result
     return results
-Observations = Mapping[str, np.ndarray]
+Observations = Mapping[str, WireValue]
+"""Observed values by name: float64 arrays, or ``SparseArray``s for sparse observations."""
 
-ENGINE_CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE)
+ENGINE_CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE, m.CAPABILITY_SPARSE)
 _OBSERVE_RESULT = codec.encode(m.ObserveResult())
 _TAG_RESULT = codec.encode(m.TagResult())
 _RUN = codec.encode(m.Run())

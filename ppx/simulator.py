@@ -5,6 +5,9 @@ with the model's name and our capabilities, each Run by running the model once
 with every ``sample``/``observe``/``tag`` forwarded to the engine, and, when the
 engine negotiated the ``trace-batch`` extension, a Run for many prior traces by
 running the model locally and replying with all of them in one ``TraceBatch``.
+Sparse observed values and ``SparseNormal`` distributions go to the engine as
+they are when it negotiated the ``sparse-tensor`` extension, and densified (a
+plain Tensor, a Normal) otherwise.
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ import torch
 from ppx import codec
 from ppx import messages as m
 from ppx.batch import Record, pack
-from ppx.distributions import as_float64_array, kind_of, to_wire
+from ppx.distributions import as_float64_array, as_wire_value, kind_of, to_plain_wire, to_wire
 from ppx.errors import ProtocolError
 from ppx.runtime import Handler, Site, run_model, run_stage
+from ppx.sparse import densified
 from ppx.transport import DEFAULT_ADDRESS, Listener
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE)
+CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE, m.CAPABILITY_SPARSE)
 
 
 def as_result_array(value: Any) -> Optional[np.ndarray]:
@@ -48,6 +52,12 @@ def value_tensor(value: np.ndarray, distribution: torch.distributions.Distributi
     return torch.from_numpy(value).to(dtype)
 
 
+def wire_distribution(distribution: torch.distributions.Distribution, sparse: bool) -> m.WireDistribution:
+    """``distribution`` as sent to an engine that did (``sparse``) or did not negotiate ``sparse-tensor``."""
+    type_id, params = to_wire(distribution)
+    return m.WireDistribution(type_id, params) if sparse else m.WireDistribution(*to_plain_wire(type_id, params))
+
+
 class _Restart(Exception):
     """The engine abandoned the current trace; carries the request that interrupted it."""
 
@@ -62,6 +72,7 @@ class _Forward(Handler):
     def __init__(self, listener: Listener, capabilities: frozenset[str]) -> None:
         self.listener = listener
         self.offers_stages = m.CAPABILITY_STAGE in capabilities
+        self.sends_sparse = m.CAPABILITY_SPARSE in capabilities
 
     def _exchange(self, message: m.Message, expected: type) -> m.Message:
         self.listener.reply(codec.encode(message))
@@ -76,8 +87,10 @@ class _Forward(Handler):
             reply = self._exchange(m.Sample(site.address, site.name, wire, site.control), m.SampleResult)
             site.value = value_tensor(reply.result, site.distribution)
         elif site.kind == m.RECORD_OBSERVE:
-            wire = m.WireDistribution(*to_wire(site.distribution))
-            value = None if site.value is None else as_float64_array(site.value)
+            wire = wire_distribution(site.distribution, self.sends_sparse)
+            value = None if site.value is None else as_wire_value(site.value)
+            if not self.sends_sparse:
+                value = densified(value)
             self._exchange(m.Observe(site.address, site.name, wire, value), m.ObserveResult)
         elif site.kind == m.SITE_STAGE:
             if self.offers_stages:
@@ -96,10 +109,14 @@ class _Forward(Handler):
 
 
 class _Record(Handler):
-    """Records each site of a locally sampled prior trace; observations are simulated."""
+    """Records each site of a locally sampled prior trace; observations are simulated.
 
-    def __init__(self) -> None:
+    Sparse observed values and distributions are kept sparse when ``sparse``, else densified.
+    """
+
+    def __init__(self, sparse: bool = True) -> None:
         self.records: list[Record] = []
+        self.sparse = sparse
 
     def process(self, site: Site) -> None:
         if site.kind == m.RECORD_OBSERVE and site.value is None:
@@ -108,14 +125,19 @@ class _Record(Handler):
     def postprocess(self, site: Site) -> None:
         if site.kind == m.SITE_STAGE:
             return
-        wire = None if site.distribution is None else m.WireDistribution(*to_wire(site.distribution))
-        self.records.append(Record(site.kind, site.address, site.name, wire, as_float64_array(site.value),
-                                   site.control))
+        wire = None if site.distribution is None else wire_distribution(site.distribution, self.sparse)
+        value = as_wire_value(site.value) if site.kind == m.RECORD_OBSERVE else as_float64_array(site.value)
+        self.records.append(Record(site.kind, site.address, site.name, wire,
+                                   value if self.sparse else densified(value), site.control))
 
 
-def record_prior_trace(model: Callable[[], Any]) -> tuple[list[Record], Optional[np.ndarray]]:
-    """Run ``model`` once in this process, sampling from the prior, and return its records."""
-    with _Record() as recorder:
+def record_prior_trace(model: Callable[[], Any], sparse: bool = True) -> tuple[list[Record], Optional[np.ndarray]]:
+    """Run ``model`` once in this process, sampling from the prior, and return its records.
+
+    ``sparse=False`` densifies sparse observed values and distributions, for engines
+    without the ``sparse-tensor`` extension.
+    """
+    with _Record(sparse) as recorder:
         result = run_model(model)
     return recorder.records, as_result_array(result)
 
@@ -172,8 +194,9 @@ class _Session:
     def _run_batch(self, num_traces: int) -> None:
         traces, results = [], []
         try:
+            sparse = m.CAPABILITY_SPARSE in self.capabilities
             for _ in range(num_traces):
-                records, result = record_prior_trace(self.model)
+                records, result = record_prior_trace(self.model, sparse)
                 traces.append(records)
                 results.append(result)
         except Exception as err:
