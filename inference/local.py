@@ -13,7 +13,7 @@ from inference.controllers import PRIOR, Controller, draw_from_prior
 from inference.remote import Observations, Stages
 from inference.sequential import OneTraceAtATime
 from inference.trace import StageCall, Trace
-from ppx.distributions import as_float64_array, kind_of
+from ppx.distributions import as_float64_array, as_wire_value, kind_of
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, SITE_STAGE
 from ppx.runtime import Handler, Site, run_model, run_stage
 from ppx.simulator import as_result_array, value_tensor
@@ -43,7 +43,7 @@ class _Control(Handler):
             if observed is not None:
                 value = observed
             elif site.value is not None:
-                value = as_float64_array(site.value)
+                value = as_wire_value(site.value)
             else:
                 value = draw_from_prior(site.distribution)
             trace.add(RECORD_OBSERVE, site.address, site.name, value, distribution=site.distribution,

@@ -1,7 +1,10 @@
 """Observed data: parsed from the command line or a file, checked, and matched to the model.
 
 Observations are a mapping from an ``observe`` statement's name to a float64
-array. Values must be finite, and every name must be one the model observes.
+array, or to a ``ppx.sparse.SparseArray`` for a sparse image (a torch sparse COO
+tensor is converted to one; an HDF5 group with ``coordinates``, ``values`` and
+``shape`` datasets is read as one). Values must be finite, and every name must
+be one the model observes.
 """
 
 from __future__ import annotations
@@ -14,14 +17,23 @@ import h5py
 import numpy as np
 
 from ppx.messages import RECORD_OBSERVE
+from ppx.sparse import SparseArray, as_sparse_array
 
 
-def as_observations(values: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
-    """Float64 arrays for each observed name; non-numeric or non-finite values raise ``ValueError``."""
-    observations: dict[str, np.ndarray] = {}
+def as_observations(values: Mapping[str, Any] | None) -> dict[str, np.ndarray | SparseArray]:
+    """Float64 arrays (``SparseArray``s for sparse values) for each observed name; non-numeric or
+    non-finite values raise ``ValueError``."""
+    observations: dict[str, np.ndarray | SparseArray] = {}
     for name, value in (values or {}).items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"observation names must be non-empty strings, got {name!r}")
+        sparse = as_sparse_array(value)
+        if sparse is not None:
+            if not np.isfinite(sparse.values).all():
+                raise ValueError(f"observation {name!r} holds NaN or infinite values: "
+                                 f"{sparse.values[~np.isfinite(sparse.values)][:8].tolist()}")
+            observations[name] = sparse
+            continue
         try:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError) as err:
@@ -65,9 +77,26 @@ def load_observation_file(path: str | Path) -> dict[str, np.ndarray]:
             return as_observations({name: archive[name] for name in archive.files})
     if suffix in (".h5", ".hdf5"):
         with h5py.File(path, "r") as file:
-            return as_observations({name: file[name][()] for name in file
-                                    if isinstance(file[name], h5py.Dataset)})
+            return as_observations({name: _read_hdf5_observation(path, file[name]) for name in file
+                                    if isinstance(file[name], h5py.Dataset) or _is_sparse_group(file[name])})
     raise ValueError(f"observation file {path}: expected .json, .npz or .h5, got {suffix or 'no suffix'}")
+
+
+_SPARSE_PARTS = ("coordinates", "values", "shape")
+
+
+def _is_sparse_group(item: Any) -> bool:
+    return isinstance(item, h5py.Group) and all(isinstance(item.get(part), h5py.Dataset) for part in _SPARSE_PARTS)
+
+
+def _read_hdf5_observation(path: Path, item: Any) -> Any:
+    """A dataset's array, or the ``SparseArray`` in a group of ``coordinates``, ``values`` and ``shape``."""
+    if isinstance(item, h5py.Dataset):
+        return item[()]
+    try:
+        return SparseArray(item["coordinates"][()], item["values"][()], tuple(item["shape"][()].tolist()))
+    except ValueError as err:
+        raise ValueError(f"observation file {path}: sparse observation {item.name}: {err}") from err
 
 
 def check_observed_names(traces: Iterable[Any], observations: Mapping[str, np.ndarray]) -> None:

@@ -3,7 +3,8 @@
 A ``Choice`` keeps the distribution in whichever form it arrived (wire
 parameters from a remote simulator, a pyro distribution in-process) and builds
 the other lazily, so recording a trace costs no torch work until log-densities
-are asked for.
+are asked for. Observed values may be ``ppx.sparse.SparseArray``s (sparse
+images); they are weighed by ``SparseNormal`` without ever being densified.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import torch
 from ppx.batch import Record
 from ppx.distributions import BY_TYPE_ID, from_wire, to_wire
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, WireDistribution
+from ppx.sparse import SparseArray
+from ppx.sparse_normal import SparseNormal
 
 KIND_NAMES = {RECORD_SAMPLE: "sample", RECORD_OBSERVE: "observe", RECORD_TAG: "tag"}
 
@@ -86,13 +89,26 @@ class Choice:
             if distribution is None:
                 self._log_prob = 0.0
             else:
-                value = torch.as_tensor(self.value, dtype=torch.float64)
-                self._log_prob = float(distribution.log_prob(value).sum())
+                self._log_prob = float(distribution.log_prob(_as_log_prob_input(self.value, distribution)).sum())
         return self._log_prob
 
+    @property
+    def sparse(self) -> bool:
+        """Whether the value or a distribution parameter is a ``SparseArray``."""
+        wire = self.wire
+        return isinstance(self.value, SparseArray) or (
+            wire is not None and any(isinstance(p, SparseArray) for p in wire.params))
+
     def __repr__(self) -> str:
-        return (f"Choice({KIND_NAMES[self.kind]}, key={self.key!r}, name={self.name!r}, "
-                f"value={self.value.tolist()!r})")
+        shown = self.value if isinstance(self.value, SparseArray) else self.value.tolist()
+        return f"Choice({KIND_NAMES[self.kind]}, key={self.key!r}, name={self.name!r}, value={shown!r})"
+
+
+def _as_log_prob_input(value: np.ndarray | SparseArray, distribution: torch.distributions.Distribution) -> object:
+    """What ``distribution.log_prob`` takes: a sparse value as it is for ``SparseNormal``, densified otherwise."""
+    if isinstance(value, SparseArray):
+        return value if isinstance(distribution, SparseNormal) else torch.from_numpy(value.to_dense())
+    return torch.as_tensor(value, dtype=torch.float64)
 
 
 class StageCall(NamedTuple):
@@ -214,7 +230,9 @@ def fill_log_probs(choices: Iterable[Choice]) -> None:
     groups: dict[tuple, list[Choice]] = defaultdict(list)
     for choice in choices:
         wire = choice.wire
-        if choice._log_prob is None and wire is not None:
+        if choice._log_prob is None and wire is not None and choice.sparse:
+            choice.log_prob  # a sparse density is computed over its entries alone, one choice at a time
+        elif choice._log_prob is None and wire is not None:
             shapes = tuple(np.shape(p) for p in wire.params)
             groups[(wire.type_id, shapes, np.shape(choice.value))].append(choice)
     for (type_id, _, _), group in groups.items():
