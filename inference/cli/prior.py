@@ -8,6 +8,7 @@ import time
 from tqdm.auto import tqdm
 
 from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator
+from inference.observations import ObservedNames
 from inference.posterior import Posterior
 from inference.trace_file import TraceWriter
 
@@ -26,18 +27,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     observations = observations_from(args)
+    observed_names = ObservedNames(observations)
     started = time.perf_counter()
     traces = []
+
+    def advance(done: list) -> None:
+        observed_names.update(done)
+        bar.update(len(done))
+
     with open_simulator(args) as simulator, \
             tqdm(total=args.num_traces, disable=args.quiet, unit="trace", desc="prior") as bar:
         writer = TraceWriter(args.out, getattr(simulator, "model_name", "")) if args.out else None
         try:
             for start in range(0, args.num_traces, CHUNK):
                 chunk = simulator.prior(min(CHUNK, args.num_traces - start), observations,
-                                        batch_size=args.batch_size, on_done=lambda done: bar.update(len(done)))
+                                        batch_size=args.batch_size, on_done=advance)
                 if writer is not None:
                     writer.write(chunk)
                 traces.extend(chunk)
+            observed_names.check()
         except BaseException:
             if writer is not None:
                 writer.abort()
