@@ -197,12 +197,15 @@ def from_wire(
     kwargs = {name: torch.from_numpy(p) for name, p in zip(kind.pyro_params, params)}
     try:
         return kind.pyro_class(**kwargs, validate_args=validate)
-    except (ValueError, RuntimeError) as err:  # RuntimeError: torch cannot broadcast the parameters
+    except (ValueError, RuntimeError) as err:  # RuntimeError: torch cannot broadcast or check them
         if isinstance(err, RuntimeError):
-            sample_shape(type_id, params)  # raises the readable error
-            raise
-        reason = _check_supports(kind, params)
+            sample_shape(type_id, params)  # raises the readable error when they do not broadcast
+        reason = _check_supports(kind, params) if isinstance(err, ValueError) else None
         if reason is None:
-            shown = ", ".join(f"{name}={p.tolist()}" for name, p in zip(kind.wire_params, params))
+            shown = ", ".join(f"{name}={_brief(p)}" for name, p in zip(kind.wire_params, params))
             reason = f"invalid {kind.name} parameters ({shown}): {err}"
         raise ValueError(reason) from err
+
+
+def _brief(array: np.ndarray) -> str:
+    return str(array.tolist()) if array.size <= 8 else f"<array of shape {list(array.shape)}>"

@@ -38,6 +38,8 @@ OUT_OF_SUPPORT = {
     "negative Weibull scale": (wire("Weibull", -1.0, 1.0), r"Weibull\.scale"),
     "shapes that do not broadcast": (wire("Normal", np.zeros(3), np.ones(4)),
                                      r"Normal parameters of shapes mean \[3\], stddev \[4\] do not broadcast"),
+    "empty Beta parameters": (wire("Beta", np.zeros(0), np.zeros(0)),  # torch's own check raises RuntimeError
+                              r"invalid Beta parameters \(concentration1=\[\], concentration0=\[\]\)"),
 }
 
 
