@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from ppx import batch, codec
 from ppx import messages as m
 from ppx.batch import Record
-from ppx.distributions import from_wire
+from ppx.distributions import KINDS, from_wire
 from ppx.errors import ProtocolError
 
 from . import plain_ppx
@@ -229,3 +229,12 @@ def test_mutated_random_messages(message: m.Message, data: st.DataObject) -> Non
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         frame[data.draw(st.integers(0, len(frame) - 1), label="position")] = data.draw(st.integers(0, 255))
     decode_untrusted(bytes(frame))
+
+
+def test_fuzzing_benchmark_seeds_every_message_type_with_valid_frames() -> None:
+    from benchmarks.fuzz_decoder import seed_frames  # atheris itself is imported only when fuzzing
+
+    decoded = [codec.decode(frame) for frame in seed_frames().values()]
+    assert {type(message) for message in decoded} == set(m.MESSAGE_TYPES)
+    sampled = {message.distribution.type_id for message in decoded if isinstance(message, m.Sample)}
+    assert sampled == {kind.type_id for kind in KINDS}
