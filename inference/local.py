@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+import numpy as np
+
 from inference.controllers import PRIOR, Controller, draw_from_prior
+from inference.observations import check_observed_shape
 from inference.remote import Observations, Stages
 from inference.sequential import OneTraceAtATime
 from inference.trace import StageCall, Trace
@@ -41,6 +44,10 @@ class _Control(Handler):
         elif site.kind == RECORD_OBSERVE:
             observed = self.observations.get(site.name) if site.name else None
             if observed is not None:
+                distribution = site.distribution
+                shape = distribution.batch_shape + distribution.event_shape if site.value is None \
+                    else np.shape(site.value)
+                check_observed_shape(site.name, observed, shape, site.address)
                 value = observed
             elif site.value is not None:
                 value = as_float64_array(site.value)
