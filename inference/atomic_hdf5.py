@@ -1,33 +1,46 @@
-"""HDF5 files that appear at their path only once complete: written beside it, then renamed."""
+"""HDF5 files that appear at their path only once complete: built in memory, then written and renamed.
+
+The HDF5 library does not survive a failed write: once a write to a file has
+failed (a full disk, a file-size limit), closing or even freeing that file
+crashes the process. So the library is never given a disk to fail on: the file
+is assembled in memory (HDF5's ``core`` driver without a backing store) and its
+image is written by Python through ``inference.atomic_file``, where a full disk
+is an ordinary ``OutOfSpace`` error. Memory use is the size of the file; write
+big datasets as several files (``ppx prior --shard-size``).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import uuid
 from typing import Any, Callable, Optional
 
 import h5py
+
+from inference.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 
 
 class AtomicHDF5Writer:
-    """Base for writers whose file is built under a temporary name and moved onto ``path``.
+    """Base for writers whose file is built in memory and moved onto ``path`` complete.
 
-    ``close()`` (leaving the ``with`` block normally) syncs the file to disk and
-    renames it onto ``path``; ``abort()`` (or an exception in the block) removes it,
-    leaving ``path`` as it was.
+    ``close()`` (leaving the ``with`` block normally) writes the file beside
+    ``path`` and renames it onto ``path``; ``abort()`` (or an exception in the
+    block) drops it. Either way ``path`` is never left half-written.
+
+    Raises:
+        OutOfSpace: from ``close()``, when the disk or a file-size limit ran out; ``path`` is
+            left as it was.
     """
 
     def __init__(self, path: str | os.PathLike, layout: Callable[[h5py.File], None]) -> None:
         self.path = os.fspath(path)
-        handle, self._temporary = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp",
-                                                   dir=os.path.dirname(self.path) or ".")
-        os.close(handle)
-        self._file: Optional[h5py.File] = None
+        # HDF5 takes two in-memory files of one name for the same file: give each its own.
+        self._file: Optional[h5py.File] = h5py.File(f"{self.path}.{uuid.uuid4().hex} (in memory)", "w",
+                                                    driver="core", backing_store=False)
         try:
-            self._file = h5py.File(self._temporary, "w")
             layout(self._file)
         except BaseException:
             self.abort()
@@ -43,31 +56,20 @@ class AtomicHDF5Writer:
             self.abort()
 
     def close(self) -> None:
-        """Finish the file and move it onto ``path``. Closing twice does nothing."""
+        """Write the file onto ``path``. Closing twice does nothing."""
         if self._file is None:
             return
+        file, self._file = self._file, None
         try:
-            self._file.close()
-            self._file = None
-            _fsync(self._temporary)
-            os.replace(self._temporary, self.path)
-        except BaseException:
-            self.abort()
-            raise
+            file.flush()
+            image = file.id.get_file_image()
+        finally:
+            file.close()
+        write_atomically(self.path, image)
         log.debug("wrote %s", self.path)
 
     def abort(self) -> None:
         """Drop everything written; ``path`` is left as it was."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
-        if os.path.exists(self._temporary):
-            os.remove(self._temporary)
-
-
-def _fsync(path: str) -> None:
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+            file, self._file = self._file, None
+            file.close()

@@ -2,14 +2,19 @@
 
 ``SimulatorPool("python -m simulators.gaussian", workers=4)`` starts four copies,
 each on its own ipc address, and interleaves jobs over them with one poller. A
-copy that dies or stops answering is killed and restarted; the trace it was in
-the middle of is dropped, counted in ``dropped``, and run again elsewhere, so a
-run always completes with every trace it asked for.
+copy that dies, stops answering or breaks the protocol (a reply out of order, a
+frame that does not decode) is killed and restarted; the trace it was in the
+middle of is dropped, counted in ``dropped``, and run again, so a run always
+completes with every trace it asked for. A model that raises (``SimulatorError``)
+stops the run instead: a fresh copy would raise alike. On Linux the copies are
+killed by the kernel when the engine's process exits, however it exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -19,11 +24,12 @@ from typing import Callable, Optional, Sequence
 
 import zmq
 
+from inference.child_lifetime import dies_with_this_process
 from inference.controllers import PRIOR, Controller
 from inference.remote import (Job, Observations, ProposalRequest, RemoteSimulator, Stages, answer_proposals,
                               batch_job, trace_job)
 from inference.trace import Trace
-from ppx.errors import ProtocolError
+from ppx.errors import ProtocolError, SimulatorError
 from ppx.transport import fresh_ipc_address
 
 log = logging.getLogger(__name__)
@@ -97,7 +103,8 @@ class SimulatorPool:
     def _spawn(self, worker: _Worker) -> None:
         worker.address = fresh_ipc_address(f"ppx-worker{worker.index}")
         worker.process = subprocess.Popen(simulator_argv(self.command, worker.address),
-                                          stdin=subprocess.DEVNULL, stdout=_child_stdout())
+                                          stdin=subprocess.DEVNULL, stdout=_child_stdout(),
+                                          preexec_fn=dies_with_this_process())
 
     def _connect(self, worker: _Worker) -> None:
         process = worker.process
@@ -129,6 +136,9 @@ class SimulatorPool:
         if worker.process is not None and worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
+        if worker.address.startswith("ipc://"):  # a killed simulator leaves its socket file
+            with contextlib.suppress(OSError):
+                os.unlink(worker.address[len("ipc://"):])
 
     @property
     def workers(self) -> int:
@@ -170,6 +180,14 @@ class SimulatorPool:
                 del busy[socket]
             worker.job = None
 
+        def drop_and_restart(worker: _Worker, why: str) -> None:
+            """Drop the worker's partial trace, restart its copy and run the job again first."""
+            queue.appendleft(worker.job_index)
+            release(worker)
+            self.dropped += 1
+            self._restart(worker, why)
+            start(worker)
+
         try:
             for worker in self._workers:
                 if queue:
@@ -189,6 +207,11 @@ class SimulatorPool:
                         if queue:
                             start(worker)
                         continue
+                    except SimulatorError:
+                        raise  # the model itself failed: a fresh copy would fail alike
+                    except ProtocolError as err:
+                        drop_and_restart(worker, f"broke the protocol ({err})")
+                        continue
                     if isinstance(frame, ProposalRequest):
                         waiting.append((worker, frame))
                         continue
@@ -204,13 +227,8 @@ class SimulatorPool:
                 for worker in list(busy.values()):
                     died = worker.process.poll() is not None
                     if died or now > worker.deadline:
-                        why = (f"exited with code {worker.process.returncode}" if died
-                               else f"sent nothing for {self.timeout:g} s")
-                        queue.appendleft(worker.job_index)
-                        release(worker)
-                        self.dropped += 1
-                        self._restart(worker, why)
-                        start(worker)
+                        drop_and_restart(worker, f"exited with code {worker.process.returncode}" if died
+                                         else f"sent nothing for {self.timeout:g} s")
         finally:
             for worker in list(busy.values()):
                 release(worker)

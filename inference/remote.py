@@ -15,12 +15,13 @@ from typing import Any, Callable, Generator, Mapping, Optional, Sequence
 import numpy as np
 
 from inference.controllers import PRIOR, Controller, draw_from_prior
+from inference.observations import check_observed_shape
 from inference.sequential import OneTraceAtATime
 from inference.trace import StageCall, Trace
 from ppx import codec
 from ppx import messages as m
-from ppx.batch import unpack
-from ppx.distributions import BY_TYPE_ID, WireValue, from_wire
+from ppx.batch import check_finite_params, unpack
+from ppx.distributions import BY_TYPE_ID, WireValue, from_wire, sample_shape
 from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError
 from ppx.transport import Connection
 
@@ -58,6 +59,8 @@ def answer_proposals(requests: Sequence[ProposalRequest]) -> list[tuple[np.ndarr
 Observations = Mapping[str, WireValue]
 """Observed values by name: float64 arrays, or ``SparseArray``s for sparse observations."""
 
+ABANDON_TIMEOUT = 1.0
+"""Seconds to wait for a simulator to acknowledge that the engine abandoned its trace."""
 ENGINE_CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE, m.CAPABILITY_SPARSE)
 _OBSERVE_RESULT = codec.encode(m.ObserveResult())
 _TAG_RESULT = codec.encode(m.TagResult())
@@ -71,12 +74,19 @@ def _invalid_distribution(message: m.Sample | m.Observe, err: ValueError) -> Pro
     return ProtocolError(f"{kind} at address {message.address!r} (name {message.name!r}): {err}")
 
 
-def _unexpected(reply: m.Message, during: str) -> ProtocolError:
+_TRACE_STEP = "Sample, Observe, Tag, StageRequest or RunResult"
+"""What a simulator may answer in the middle of an engine-driven trace."""
+
+
+def _unexpected(reply: m.Message, expected: str, during: str) -> ProtocolError:
+    """The error for a reply out of protocol order: what was ``expected`` ``during`` what, and what came."""
     if isinstance(reply, m.Error):
         return SimulatorError(f"simulator's model failed {during}: {reply.message}")
     if isinstance(reply, m.Reset):
-        return ProtocolError(f"simulator answered Reset {during} (it did not accept the request)")
-    return ProtocolError(f"unexpected {type(reply).__name__} from the simulator {during}")
+        return ProtocolError(f"simulator answered Reset {during} (it did not accept the request; "
+                             f"expected {expected})")
+    return ProtocolError(f"simulator answered out of protocol order {during}: expected {expected}, "
+                         f"got {type(reply).__name__}")
 
 
 Stages = Mapping[str, Callable[[tuple[np.ndarray, ...]], tuple[np.ndarray, ...]]]
@@ -112,6 +122,12 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
         elif isinstance(reply, m.Observe):
             observed = observations.get(reply.name) if reply.name else None
             if observed is not None:
+                try:
+                    shape = reply.value.shape if reply.value is not None else \
+                        sample_shape(reply.distribution.type_id, reply.distribution.params)
+                except ValueError as err:
+                    raise _invalid_distribution(reply, err) from None
+                check_observed_shape(reply.name, observed, shape, reply.address)
                 value = observed
             elif reply.value is not None:
                 value = reply.value
@@ -131,7 +147,7 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
             if surrogate is None:
                 output = codec.decode((yield _RUN_STAGE_LOCALLY))
                 if not isinstance(output, m.StageOutput):
-                    raise _unexpected(output, f"instead of the outputs of stage {reply.name!r}")
+                    raise _unexpected(output, "StageOutput", f"after running stage {reply.name!r} locally")
                 trace.stages.append(StageCall(reply.name, reply.inputs, output.outputs, surrogate=False))
                 reply = codec.decode((yield _STAGE_OUTPUT_RESULT))
             else:
@@ -142,15 +158,17 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
             trace.result = reply.result
             return [trace]
         else:
-            raise _unexpected(reply, "during a trace")
+            raise _unexpected(reply, _TRACE_STEP, "during a trace")
 
 
 def batch_job(num_traces: int, observations: Optional[Observations] = None) -> Job:
     """``num_traces`` prior traces sampled by the simulator itself, in one exchange."""
     reply = codec.decode((yield codec.encode(m.Run(num_traces=num_traces))))
     if not isinstance(reply, m.TraceBatch):
-        raise _unexpected(reply, f"to a request for {num_traces} prior traces")
-    traces = [Trace.from_records(records, result, observations) for records, result in unpack(reply)]
+        raise _unexpected(reply, "TraceBatch", f"to a request for {num_traces} prior traces")
+    unpacked = unpack(reply)
+    check_finite_params(reply)
+    traces = [Trace.from_records(records, result, observations) for records, result in unpacked]
     if len(traces) != num_traces:
         raise ProtocolError(f"asked for {num_traces} prior traces, the simulator sent {len(traces)}")
     return traces
@@ -205,7 +223,7 @@ class RemoteSimulator(OneTraceAtATime):
                                       f"{limit:g} s (is it running, and listening on that address?)")
         reply = codec.decode(self.connection.receive(0))
         if not isinstance(reply, m.HandshakeResult):
-            raise _unexpected(reply, "to the Handshake")
+            raise _unexpected(reply, "HandshakeResult", "to the Handshake")
         self.absorb_handshake(reply)
 
     def absorb_handshake(self, reply: m.HandshakeResult) -> None:
@@ -225,13 +243,29 @@ class RemoteSimulator(OneTraceAtATime):
         """Run one job to completion on this connection."""
         item = next(job)
         while True:
+            if isinstance(item, ProposalRequest):
+                answer = answer_proposals([item])[0]
+            else:
+                answer = self.connection.request(item)
             try:
-                if isinstance(item, ProposalRequest):
-                    item = job.send(answer_proposals([item])[0])
-                else:
-                    item = job.send(self.connection.request(item))
+                item = job.send(answer)
             except StopIteration as done:
                 return done.value
+            except (ProtocolError, ValueError) as err:
+                if not isinstance(err, SimulatorError):  # the simulator may still be inside the trace
+                    self.abandon_trace(err)
+                raise
+
+    def abandon_trace(self, why: Exception) -> None:
+        """Tell a simulator that negotiated ``error`` why the engine gave up on its trace, so that
+        it logs the reason and stops waiting inside it; plain PPX peers start over at the next Run."""
+        if m.CAPABILITY_ERROR not in self.capabilities:
+            return
+        try:
+            self.connection.send(codec.encode(m.Error(f"engine abandoned the trace: {why}")))
+            self.connection.receive(min(self.connection.timeout, ABANDON_TIMEOUT))
+        except ProtocolError:  # secondary to the error being raised; a timeout resets the connection
+            pass
 
     def run(self, controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Trace:
         return self.execute(trace_job(controller, observations, self.stages))[0]

@@ -15,10 +15,11 @@ from typing import Iterable, Iterator, NamedTuple, Optional
 import numpy as np
 import torch
 
+from inference.observations import check_observed_shape
 from ppx.batch import Record
 from ppx.distributions import BY_TYPE_ID, from_wire, to_wire
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, WireDistribution
-from ppx.sparse import SparseArray
+from ppx.sparse import SparseArray, value_shape
 from ppx.sparse_normal import SparseNormal
 
 KIND_NAMES = {RECORD_SAMPLE: "sample", RECORD_OBSERVE: "observe", RECORD_TAG: "tag"}
@@ -69,7 +70,11 @@ class Choice:
     @property
     def distribution(self) -> Optional[torch.distributions.Distribution]:
         if self._distribution is None and self._wire is not None:
-            self._distribution = from_wire(self._wire.type_id, self._wire.params)
+            try:
+                self._distribution = from_wire(self._wire.type_id, self._wire.params)
+            except ValueError as err:
+                raise ValueError(f"{KIND_NAMES[self.kind]} at address {self.address!r} "
+                                 f"(name {self.name!r}): {err}") from None
         return self._distribution
 
     @property
@@ -152,6 +157,7 @@ class Trace:
             value, observed = record.value, False
             if record.kind == RECORD_OBSERVE and observations and record.name in observations:
                 value, observed = observations[record.name], True
+                check_observed_shape(record.name, value, value_shape(record.value), record.address)
             trace.add(record.kind, record.address, record.name, value,
                       wire=record.distribution, control=record.control, observed=observed)
         trace.result = result
@@ -220,6 +226,15 @@ class Trace:
         return out
 
 
+def _stacked_params(group: list[Choice]) -> tuple[np.ndarray, ...]:
+    """The group's wire parameters stacked along a new first axis, each first broadcast to
+    their common shape (parameters that do not broadcast raise ``ValueError``)."""
+    shapes = {np.shape(p) for p in group[0].wire.params}
+    shape = np.broadcast_shapes(*shapes) if len(shapes) > 1 else None
+    return tuple(np.stack([c.wire.params[i] if shape is None else np.broadcast_to(c.wire.params[i], shape)
+                           for c in group]) for i in range(len(group[0].wire.params)))
+
+
 def fill_log_probs(choices: Iterable[Choice]) -> None:
     """Compute the log densities of many choices with one pyro call per group of alike choices.
 
@@ -239,10 +254,9 @@ def fill_log_probs(choices: Iterable[Choice]) -> None:
         if len(group) == 1:
             group[0].log_prob
             continue
-        params = tuple(np.stack([c.wire.params[i] for c in group]) for i in range(len(group[0].wire.params)))
         values = torch.from_numpy(np.stack([np.asarray(c.value, dtype=np.float64) for c in group]))
         try:
-            log_probs = from_wire(type_id, params).log_prob(values)
+            log_probs = from_wire(type_id, _stacked_params(group)).log_prob(values)
         except ValueError:
             for choice in group:
                 choice.log_prob  # raises, naming the offending parameters

@@ -11,12 +11,12 @@
     ppx.serve(model, "ipc:///tmp/gaussian.sock")
 """
 
-from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError, VersionMismatch
+from ppx.errors import AuthenticationFailed, ProtocolError, ProtocolTimeout, SimulatorError, VersionMismatch
 from ppx.messages import PROTOCOL_VERSION
 from ppx.runtime import Handler, observe, sample, scope, stage, tag
 from ppx.simulator import serve
 
 __all__ = [
-    "Handler", "PROTOCOL_VERSION", "ProtocolError", "ProtocolTimeout", "SimulatorError",
+    "AuthenticationFailed", "Handler", "PROTOCOL_VERSION", "ProtocolError", "ProtocolTimeout", "SimulatorError",
     "VersionMismatch", "observe", "sample", "scope", "serve", "stage", "tag",
 ]

@@ -8,13 +8,15 @@ Decoding never trusts the frame: anything malformed raises ``ProtocolError``.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
 import numpy as np
 
+from ppx import limits
 from ppx import messages as m
-from ppx.distributions import BY_TYPE_ID
+from ppx.distributions import BY_TYPE_ID, oversized_broadcast
 from ppx.errors import ProtocolError
 from ppx.flatbuf import Reader, Writer
 from ppx.sparse import SparseArray
@@ -43,19 +45,31 @@ def _write_tensor_shape(writer: Writer, shape: tuple[int, ...]) -> int:
 
 
 def _read_tensor(reader: Reader, table: int, what: str) -> np.ndarray:
-    slots = reader.slots(table)
-    data_at = reader.offset(table, slots, 0)
-    shape_at = reader.offset(table, slots, 1)
-    data = _EMPTY if data_at is None else reader.array_at(data_at, _F8)
+    try:
+        slots = reader.slots(table)
+        data_at = reader.offset(table, slots, 0)
+        shape_at = reader.offset(table, slots, 1)
+        data = _EMPTY if data_at is None else reader.array_at(data_at, _F8)
+        if shape_at is not None:
+            first, ndim = reader.vector_at(shape_at, 4)
+    except ProtocolError as err:
+        raise ProtocolError(f"{what}: {err}") from None
     if shape_at is None:
+        if data.size > limits.MAX_TENSOR_ELEMENTS:
+            raise ProtocolError(limits.tensor_too_large(what, [data.size], data.size))
         return data.copy()
-    first, ndim = reader.vector_at(shape_at, 4)
+    if ndim > limits.MAX_DIMENSIONS:
+        raise ProtocolError(f"{what}: tensor shape has {ndim} dimensions, more than the limit of "
+                            f"{limits.MAX_DIMENSIONS}")
     shape = struct.unpack_from(f"<{ndim}i", reader.buf, first)
-    count = 1
+    count = nominal = 1  # nominal skips zero extents: shape [0, 2**31 - 1] is absurd, not empty
     for extent in shape:
         if extent < 0:
             raise ProtocolError(f"{what}: tensor shape {list(shape)} has a negative dimension")
         count *= extent
+        nominal *= extent or 1
+    if nominal > limits.MAX_TENSOR_ELEMENTS:
+        raise ProtocolError(limits.tensor_too_large(what, list(shape), nominal))
     if count != data.size:
         raise ProtocolError(
             f"{what}: tensor shape {list(shape)} holds {count} elements but its data has {data.size}"
@@ -80,6 +94,12 @@ def _read_sparse(reader: Reader, table: int, what: str) -> SparseArray:
     coordinates = np.zeros(0, _I4) if coordinates_at is None else reader.array_at(coordinates_at, _I4)
     values = _EMPTY if values_at is None else reader.array_at(values_at, _F8)
     shape = () if shape_at is None else tuple(reader.array_at(shape_at, _I4).tolist())
+    if len(shape) > limits.MAX_DIMENSIONS:
+        raise ProtocolError(f"{what}: sparse tensor shape has {len(shape)} dimensions, more than the limit of "
+                            f"{limits.MAX_DIMENSIONS}")
+    nominal = math.prod(max(extent, 1) for extent in shape)  # what densifying it would allocate
+    if nominal > limits.MAX_TENSOR_ELEMENTS:
+        raise ProtocolError(limits.tensor_too_large(what, list(shape), nominal))
     if coordinates.size != values.size * len(shape):
         raise ProtocolError(f"{what}: sparse tensor of shape {list(shape)} has {values.size} values, which "
                             f"need {values.size * len(shape)} coordinates, but it has {coordinates.size}")
@@ -229,6 +249,13 @@ class _Distribution(_Field):
                 raise ProtocolError(f"{what} is missing")
             read = _read_sparse if name in kind.sparse_params else _read_tensor
             params.append(read(reader, tensor, what))
+        if len(params) > 1:
+            try:
+                too_large = oversized_broadcast(type_id, [p.shape for p in params])
+            except ValueError as err:  # only asked when the sizes are suspect: absurd shapes that do not broadcast
+                raise ProtocolError(f"{message_name}.distribution: {err}") from None
+            if too_large:
+                raise ProtocolError(f"{message_name}.distribution: {too_large}")
         return m.WireDistribution(type_id, tuple(params))
 
 

@@ -17,3 +17,8 @@ class VersionMismatch(ProtocolError):
 
 class SimulatorError(ProtocolError):
     """The simulator's model raised while running a trace; its message is carried along."""
+
+
+class AuthenticationFailed(ProtocolError):
+    """The security handshake with a peer failed: a CURVE key was refused or did not match,
+    or only one of the two ends uses CURVE."""

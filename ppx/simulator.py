@@ -22,8 +22,10 @@ import torch
 from ppx import codec
 from ppx import messages as m
 from ppx.batch import Record, pack
+from ppx.curve import KeyDirectory
 from ppx.distributions import as_float64_array, as_wire_value, kind_of, to_plain_wire, to_wire
 from ppx.errors import ProtocolError
+from ppx.limits import MAX_BATCH_TRACES
 from ppx.runtime import Handler, Site, run_model, run_stage
 from ppx.sparse import densified
 from ppx.transport import DEFAULT_ADDRESS, Listener
@@ -160,8 +162,11 @@ class _Session:
                 self._answer_once(request)
                 return
             except _Restart as restart:
-                log.warning("engine abandoned the trace with %s; starting over", type(restart.request).__name__)
                 request = restart.request
+                if isinstance(request, m.Error):
+                    log.error("%s", request.message)
+                else:
+                    log.warning("engine abandoned the trace with %s; starting over", type(request).__name__)
 
     def _reply(self, message: m.Message) -> None:
         self.listener.reply(codec.encode(message))
@@ -176,7 +181,11 @@ class _Session:
         elif isinstance(request, m.Run) and request.num_traces == 0:
             self._run_forwarded()
         elif isinstance(request, m.Run) and m.CAPABILITY_TRACE_BATCH in self.capabilities:
-            self._run_batch(request.num_traces)
+            if request.num_traces > MAX_BATCH_TRACES:
+                self.refuse(f"Run.num_traces {request.num_traces} is more than the {MAX_BATCH_TRACES} "
+                            f"traces one batch may hold")
+            else:
+                self._run_batch(request.num_traces)
         else:
             self._reply(m.Reset())
 
@@ -186,6 +195,9 @@ class _Session:
                 result = run_model(self.model)
         except _Restart:
             raise
+        except ProtocolError as err:  # the engine's answer to one of the model's sites was malformed
+            self.refuse(f"malformed request during the trace: {err}")
+            return
         except Exception as err:  # the model's own failure, reported rather than fatal
             self._report(err)
             return
@@ -206,8 +218,16 @@ class _Session:
 
     def _report(self, err: Exception) -> None:
         log.error("model raised during a trace:\n%s", traceback.format_exc())
+        self._answer_failure(f"{type(err).__name__}: {err}")
+
+    def refuse(self, why: str) -> None:
+        """Answer a request that cannot be served, saying why where the engine understands it."""
+        log.error("refusing a request: %s", why)
+        self._answer_failure(why)
+
+    def _answer_failure(self, message: str) -> None:
         if m.CAPABILITY_ERROR in self.capabilities:
-            self._reply(m.Error(f"{type(err).__name__}: {err}"))
+            self._reply(m.Error(message))
         else:
             self._reply(m.Reset())
 
@@ -220,6 +240,7 @@ def serve(
     system_name: str = "ppx-python",
     max_requests: Optional[int] = None,
     on_ready: Optional[Callable[[str], None]] = None,
+    curve: Optional[KeyDirectory] = None,
 ) -> None:
     """Answer PPX requests for ``model`` on ``address`` until interrupted.
 
@@ -230,10 +251,13 @@ def serve(
         model_name: reported in the Handshake; defaults to the function's name.
         max_requests: stop after this many top-level requests (for tests).
         on_ready: called with the bound address once the socket listens.
+        curve: a key directory from ``ppx keys``: answer only engines whose CURVE keys
+            it authorises (tcp and ipc); None takes ``$PPX_CURVE`` when it is set.
     """
-    listener = Listener(address)
+    listener = Listener(address, curve=curve)
     session = _Session(model, listener, model_name or getattr(model, "__name__", "model"), system_name)
-    log.info("serving %s on %s", session.model_name, listener.bound_address)
+    log.info("serving %s on %s%s", session.model_name, listener.bound_address,
+             " (CURVE: authorised engines only)" if listener.secured else "")
     if on_ready is not None:
         on_ready(listener.bound_address)
     served = 0
@@ -243,8 +267,7 @@ def serve(
             try:
                 request = codec.decode(frame)
             except ProtocolError as err:
-                log.error("malformed request: %s", err)
-                listener.reply(codec.encode(m.Reset()))
+                session.refuse(f"malformed request: {err}")
             else:
                 session.answer(request)
             served += 1

@@ -21,8 +21,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-MAX_DIMENSIONS = 32
-"""A sparse array may have at most this many dimensions (the limit ``ppx.batch`` sets for tensors)."""
+from ppx.limits import MAX_DIMENSIONS
 
 
 def _as_shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -155,8 +154,8 @@ def is_sparse(value: Any) -> bool:
 
 
 def value_shape(value: Any) -> tuple[int, ...]:
-    """The dense shape of a value from a trace: a ``SparseArray`` or anything numpy takes."""
-    return value.shape if isinstance(value, SparseArray) else tuple(np.shape(value))
+    """The dense shape of a value: a ``SparseArray``, a torch sparse tensor or anything numpy takes."""
+    return tuple(value.shape) if is_sparse(value) else tuple(np.shape(value))
 
 
 def densified(value: Any) -> Any:
@@ -164,4 +163,4 @@ def densified(value: Any) -> Any:
     return value.to_dense() if isinstance(value, SparseArray) else value
 
 
-__all__ = ["MAX_DIMENSIONS", "SparseArray", "as_sparse_array", "densified", "is_sparse", "linear_keys", "value_shape"]
+__all__ = ["SparseArray", "as_sparse_array", "densified", "is_sparse", "linear_keys", "value_shape"]

@@ -43,6 +43,9 @@ class SparseNormal(torch.distributions.Distribution):
         if sparse_loc is None:
             raise ValueError(f"SparseNormal loc must be a SparseArray or a torch sparse COO tensor, "
                              f"got {type(loc).__name__}")
+        if not np.isfinite(sparse_loc.values).all():
+            bad = sparse_loc.values[~np.isfinite(sparse_loc.values)][:3].tolist()
+            raise ValueError(f"SparseNormal loc must be finite, but it holds {bad}")
         scale = torch.as_tensor(scale, dtype=torch.float64)
         if scale.numel() != 1 or not bool(torch.isfinite(scale).all()) or float(scale) <= 0:
             raise ValueError(f"SparseNormal scale must be one positive finite number, got {scale.tolist()}")

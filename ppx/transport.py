@@ -4,11 +4,18 @@ The simulator binds a REP socket (``Listener``); the engine connects a REQ
 socket (``Connection``). Every engine-side receive has a timeout: a dead or hung
 simulator raises ``ProtocolTimeout`` naming the address, and the socket is
 rebuilt so the connection can be used again once the peer is back.
+
+Either end may use CURVE (``ppx.curve``): given a key directory, or ``$PPX_CURVE``,
+the simulator accepts only authorised engines and the engine only the simulator
+whose key it expects. A refused security handshake raises ``AuthenticationFailed``
+on the engine as soon as ZeroMQ reports it, instead of a silent wait for a reply
+that can never come.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import time
@@ -16,8 +23,11 @@ import uuid
 from typing import Optional
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
-from ppx.errors import ProtocolError, ProtocolTimeout
+from ppx.curve import (HANDSHAKE_FAILURES, EngineKeys, KeyDirectory, handshake_refusal, key_directory,
+                       secure_simulator_socket, secures)
+from ppx.errors import AuthenticationFailed, ProtocolError, ProtocolTimeout
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +78,15 @@ class Connection:
     Args:
         address: the simulator's endpoint.
         timeout: seconds to wait for any reply before raising ``ProtocolTimeout``.
+        curve: a key directory from ``ppx keys`` to authenticate and encrypt with
+            (tcp and ipc); None takes ``$PPX_CURVE`` when it is set, ``""`` means none.
     """
 
-    def __init__(self, address: str, timeout: float = 30.0) -> None:
+    def __init__(self, address: str, timeout: float = 30.0, curve: Optional[KeyDirectory] = None) -> None:
         self.address = check_address(address)
         self.timeout = timeout
+        directory = key_directory(curve) if secures(self.address) else None
+        self.keys = EngineKeys(directory) if directory is not None else None
         self._socket: Optional[zmq.Socket] = None
         self._awaiting = False
         self._open()
@@ -81,9 +95,22 @@ class Connection:
         socket = _context().socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
-        socket.connect(self.address)
+        if self.keys is not None:
+            self.keys.secure(socket)
+        # A refused handshake leaves a REQ waiting forever; only the monitor hears of it.
+        self._monitor = socket.get_monitor_socket(HANDSHAKE_FAILURES)
+        self._monitor.setsockopt(zmq.LINGER, 0)
+        self._poller = zmq.Poller()
+        self._poller.register(socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        self._unexplained_failures = 0
         self._socket = socket
         self._awaiting = False
+        try:
+            socket.connect(self.address)
+        except zmq.ZMQError:
+            self.close()
+            raise
 
     def reset(self) -> None:
         """Drop the socket (and any reply still due on it) and connect afresh."""
@@ -99,8 +126,36 @@ class Connection:
         self._awaiting = True
 
     def poll(self, timeout: float) -> bool:
-        """Whether the reply has arrived within ``timeout`` seconds (the request stays pending)."""
-        return bool(self._socket.poll(int(timeout * 1000)))
+        """Whether the reply has arrived within ``timeout`` seconds (the request stays pending).
+
+        Raises ``AuthenticationFailed`` (and resets the socket) once the simulator has
+        refused the security handshake, as no reply can then come.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            ready = dict(self._poller.poll(math.ceil(remaining * 1000)))
+            if self._socket in ready:
+                return True
+            if self._monitor in ready:
+                self._check_handshake()
+            elif remaining <= 0.0:
+                return False
+
+    def _check_handshake(self) -> None:
+        while True:
+            try:
+                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            event = parse_monitor_message(frames)
+            kind, value = int(event["event"]), int(event["value"])
+            if kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                self._unexplained_failures += 1
+            refusal = handshake_refusal(kind, value, self.address, self.keys, self._unexplained_failures)
+            if refusal is not None:
+                self.reset()
+                raise AuthenticationFailed(refusal)
 
     def receive(self, timeout: Optional[float] = None, waiting_for: str = "a reply") -> bytes:
         """The reply to the last request; after ``timeout`` seconds the socket is reset and
@@ -109,11 +164,13 @@ class Connection:
         if socket is None:
             raise ProtocolError(f"connection to {self.address} is closed")
         limit = self.timeout if timeout is None else timeout
-        if not _spin(socket) and not socket.poll(int(limit * 1000)):
+        if not _spin(socket) and not self.poll(limit):
             self.reset()
-            raise ProtocolTimeout(
-                f"simulator at {self.address} sent no {waiting_for} within {limit:g} s "
-                f"(is it running, and listening on that address?)")
+            hint = "is it running, and listening on that address?"
+            if self.keys is not None:
+                hint += (f" CURVE is in use, with the keys in {self.keys.directory}: a simulator that does not "
+                         f"authorise this engine's key never answers, so authentication may be the reason")
+            raise ProtocolTimeout(f"simulator at {self.address} sent no {waiting_for} within {limit:g} s ({hint})")
         frame = socket.recv()
         self._awaiting = False
         return frame
@@ -129,6 +186,8 @@ class Connection:
 
     def close(self) -> None:
         if self._socket is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
             self._socket.close(linger=0)
             self._socket = None
 
@@ -140,19 +199,35 @@ class Connection:
 
 
 class Listener:
-    """The simulator's REP socket, bound to one endpoint."""
+    """The simulator's REP socket, bound to one endpoint.
 
-    def __init__(self, address: str = DEFAULT_ADDRESS) -> None:
+    Args:
+        address: the endpoint to bind.
+        curve: a key directory from ``ppx keys``: only the engines it authorises get
+            through (tcp and ipc); None takes ``$PPX_CURVE`` when it is set.
+    """
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, curve: Optional[KeyDirectory] = None) -> None:
         self.address = check_address(address)
-        socket = _context().socket(zmq.REP)
+        directory = key_directory(curve) if secures(self.address) else None
+        # A context has one authentication handler, so a secured socket gets a context of its own.
+        self.secured = directory is not None
+        self._context = zmq.Context() if self.secured else _context()
+        self._authenticator = None
+        self._socket = self._context.socket(zmq.REP)
+        socket = self._socket
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         try:
+            if directory is not None:
+                self._authenticator = secure_simulator_socket(socket, directory)
             socket.bind(self.address)
         except zmq.ZMQError as err:
-            socket.close(linger=0)
+            self._release()
             raise ProtocolError(f"cannot listen on {self.address}: {err}") from err
-        self._socket = socket
+        except BaseException:
+            self._release()
+            raise
         self.bound_address = socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def receive(self) -> bytes:
@@ -170,8 +245,15 @@ class Listener:
     def reply(self, frame: bytes) -> None:
         self._socket.send(frame, copy=len(frame) < 65536)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._socket.close(linger=0)
+        if self._authenticator is not None:
+            self._authenticator.stop()
+        if self.secured:
+            self._context.term()
+
+    def close(self) -> None:
+        self._release()
         if self.address.startswith("ipc://"):
             with_path = self.address[len("ipc://"):]
             if with_path and not with_path.startswith("@"):

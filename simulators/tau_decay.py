@@ -13,11 +13,10 @@ momentum. The model, site by site (addresses as the engine sees them):
     each particle's lab four-momentum (E, px, py, pz), tagged        "LABEL/LABEL_momentum", e.g.
         (labels in simulators.tau.channels; photons LABEL_gamma_i)   "pi0_gamma_1/pi0_gamma_1_momentum"
     the visible products' summed four-momentum, tagged               "visible_momentum"
-    noise_level ~ Uniform(0.01, 0.03) GeV, control=False             "noise_level"
-    energy_scale ~ Normal(1, 0.02), control=False                    "energy_scale"
+    per showering particle, its response factor, log-normal of mean  "LABEL/LABEL_response", e.g.
+        1 (its visible total relative to the average shower)         "pi_minus/pi_minus_response"
     detector_seed ~ Uniform(0, 2^32), control=False                  "detector_seed"
-    image = energy_scale * deposits of every visible particle         (simulators.tau.detector)
-    calorimeter ~ Normal(image, sigma_image), shape (35, 35, 20)     "calorimeter", observed
+    calorimeter ~ Normal(expected, sigma), shape (35, 35, 20)        "calorimeter", observed
     met ~ Normal(neutrinos' (px, py), sigma_met), shape (2,)         "met", observed
 
 Quoted are addresses. The engine reads posteriors by name, the part after
@@ -26,10 +25,14 @@ are unique within a trace, while the rejection loops' ``*_candidate`` and
 ``*_accept`` samples repeat, which makes the trace length vary (9 to about 100
 samples, median 17). The model returns the channel index.
 
-``sigma_image`` is, voxel by voxel, the noise level, 0.3 sqrt(E / GeV) and 5%
-of E added in quadrature, so the likelihood is defined everywhere and
-tolerates shower-to-shower fluctuations; ``sigma_met`` is 1 GeV and
-0.5 sqrt(sum E_T / GeV) of the visible products in quadrature.
+The calorimeter likelihood (``simulators.tau.observation``) is centred on the
+average response to each particle, measured once on the shower stage itself
+(``simulators.tau.response``) and scaled by the particle's response factor;
+its per-voxel variance covers the showers' shape fluctuations and electronic
+noise. The image the simulator reports, which prior traces and generated events
+carry, is made of real stochastic showers from the stage, each rescaled to its
+response factor. ``sigma_met`` is 1 GeV and 0.5 sqrt(sum E_T / GeV) of the
+visible products in quadrature.
 
 The shower stage is the expensive part. It is called through a hook,
 ``SHOWER_STAGE`` (by default ``simulators.calorimeter.shower``), which
@@ -38,7 +41,8 @@ function ``(kind, energy, rng) -> (layer0 (3, 96), layer1 (12, 12), layer2
 (12, 6))`` of visible cell energies, such as a trained surrogate. The stage
 draws from its own numpy generator, seeded by the control=False
 ``detector_seed``, so its randomness is fresh in every run, as for any
-nuisance choice, and reproducible from the trace.
+nuisance choice, and reproducible from the trace. The first traces in a
+process also build the average responses (a few seconds in all).
 
 Cost, measured on the 2-core development machine: about 10 ms per prior
 trace in-process, some 4 ms of it in the shower stage (the largest single
@@ -60,11 +64,11 @@ import torch
 
 import ppx
 from simulators import calorimeter
-from simulators.tau import detector
 from simulators.tau.channels import CHANNELS
 from simulators.tau.decays import decay_tau
 from simulators.tau.detector import VOXELS, ShowerStage
 from simulators.tau.kinematics import four_vector
+from simulators.tau.observation import observe_calorimeter
 from simulators.tau.particles import TAU_MASS, Response
 
 __all__ = ["CHANNELS", "SHOWER_STAGE", "VOXELS", "generate_event", "make_model", "model"]
@@ -74,11 +78,6 @@ SHOWER_STAGE: ShowerStage = calorimeter.shower
 
 MOMENTUM_PRIOR = {"px": (30.0, 50.0), "py": (-3.0, 3.0), "pz": (-3.0, 3.0)}
 """Uniform ranges (GeV) of the tau momentum; px points at the centre of the calorimeter."""
-NOISE_LEVEL_RANGE = (0.01, 0.03)
-ENERGY_SCALE_STD = 0.02
-SEED_RANGE = 2.0 ** 32
-VOXEL_STOCHASTIC = 0.3
-VOXEL_CONSTANT = 0.05
 MET_FLOOR = 1.0
 MET_STOCHASTIC = 0.5
 
@@ -102,18 +101,6 @@ def _tag_momenta(particles: list) -> np.ndarray:
     return visible
 
 
-def _observe_calorimeter(particles: list, shower_stage: ShowerStage) -> None:
-    noise_level = ppx.sample(_uniform(*NOISE_LEVEL_RANGE), name="noise_level", control=False)
-    energy_scale = ppx.sample(dist.Normal(_float64(1.0), _float64(ENERGY_SCALE_STD)), name="energy_scale",
-                              control=False)
-    seed = ppx.sample(_uniform(0.0, SEED_RANGE), name="detector_seed", control=False)
-    deposits = detector.deposit(particles, shower_stage, np.random.default_rng(int(seed)))
-    expected = float(energy_scale) * deposits
-    positive = np.maximum(expected, 0.0)
-    sigma = np.sqrt(float(noise_level) ** 2 + VOXEL_STOCHASTIC ** 2 * positive + (VOXEL_CONSTANT * positive) ** 2)
-    ppx.observe(dist.Normal(torch.from_numpy(expected), torch.from_numpy(sigma)), name="calorimeter")
-
-
 def _observe_met(particles: list) -> None:
     invisible = sum((p.momentum[1:3] for p in particles if p.species.response == Response.INVISIBLE), np.zeros(2))
     visible_et = sum(math.hypot(*p.momentum[1:3]) for p in particles if p.visible)
@@ -131,7 +118,7 @@ def model(shower_stage: Optional[ShowerStage] = None) -> torch.Tensor:
     channel = ppx.sample(dist.Categorical(probs=_float64(CHANNELS.fractions)), name="channel")
     particles = decay_tau(CHANNELS[int(channel)], four_vector(TAU_MASS, momentum))
     _tag_momenta(particles)
-    _observe_calorimeter(particles, shower_stage if shower_stage is not None else SHOWER_STAGE)
+    observe_calorimeter(particles, shower_stage if shower_stage is not None else SHOWER_STAGE)
     _observe_met(particles)
     return channel
 
@@ -154,7 +141,7 @@ def generate_event(seed: int, shower_stage: Optional[ShowerStage] = None) -> tup
 
     Returns:
         ``truth``: ``px``, ``py``, ``pz``, ``channel`` (index), ``channel_name``,
-        the nuisance ``noise_level`` and ``energy_scale``, ``momenta`` (label ->
+        ``momenta`` (label ->
         lab four-momentum), ``visible_momentum`` and ``num_samples`` (the trace's
         sample count); ``observation``: ``calorimeter`` (35, 35, 20) and ``met``
         (2,), as the engine takes them.
@@ -168,7 +155,7 @@ def generate_event(seed: int, shower_stage: Optional[ShowerStage] = None) -> tup
     samples = {record.address: record.value for record in records if record.kind == RECORD_SAMPLE}
     tags = {record.address: record.value for record in records if record.kind == RECORD_TAG}
     channel = int(samples["channel"])
-    truth = {name: float(samples[name]) for name in ("px", "py", "pz", "noise_level", "energy_scale")}
+    truth = {name: float(samples[name]) for name in ("px", "py", "pz")}
     truth.update(
         channel=channel,
         channel_name=CHANNELS[channel].name,

@@ -7,8 +7,8 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from inference.cli import demo, posterior, prior, surrogate, train
-from inference.cli.common import configure_process
+from inference.cli import demo, keys, posterior, prior, surrogate, train
+from inference.cli.common import configure_process, curve_keys
 from ppx.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -18,16 +18,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppx", description="Inference over simulators that speak PPX over ZeroMQ.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (prior, posterior, train, surrogate, demo):
+    for module in (prior, posterior, train, surrogate, demo, keys):
         module.add_parser(subparsers)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_process(args)
     try:
-        return args.run(args)
+        configure_process(args)
+        with curve_keys(args):
+            return args.run(args)
     except (ValueError, ProtocolError, OSError) as err:
         print(f"ppx {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -16,6 +17,7 @@ from inference.local import LocalSimulator
 from inference.observations import as_observations, load_observation_file, parse_observe_argument
 from inference.pool import SimulatorPool
 from inference.remote import RemoteSimulator
+from ppx.curve import ENVIRONMENT_VARIABLE, EngineKeys, key_directory
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, num_traces: int) -> None:
@@ -33,6 +35,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, num_traces: int) ->
                              "shower=surrogate.ckpt from `ppx surrogate train` (repeatable)")
     parser.add_argument("--workers", type=positive_int, default=1,
                         help="copies of --simulator to run in parallel (default 1)")
+    parser.add_argument("--curve", metavar="DIR",
+                        help="authenticate and encrypt the connections to simulators with the CURVE keys in DIR "
+                             "(made by `ppx keys DIR`); simulators started by --simulator get them too "
+                             f"(default: ${ENVIRONMENT_VARIABLE} when it is set)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds a simulator may take to answer before it counts as hung (default 30)")
     parser.add_argument("-n", "--num-traces", type=positive_int, default=num_traces,
@@ -131,6 +137,27 @@ def configure_process(args: argparse.Namespace) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
     import torch
     torch.set_num_threads(args.threads)
+
+
+@contextmanager
+def curve_keys(args: argparse.Namespace) -> Iterator[None]:
+    """While a command runs, ``$PPX_CURVE`` names its ``--curve DIR`` (once the engine's keys there
+    are checked): every connection it opens, and every simulator or rank it starts, uses them."""
+    directory = getattr(args, "curve", None)
+    if not directory:
+        yield
+        return
+    path = key_directory(directory)
+    EngineKeys(path)
+    previous = os.environ.get(ENVIRONMENT_VARIABLE)
+    os.environ[ENVIRONMENT_VARIABLE] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[ENVIRONMENT_VARIABLE]
+        else:
+            os.environ[ENVIRONMENT_VARIABLE] = previous
 
 
 def emit(args: argparse.Namespace, summary: dict[str, Any], table: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import time
 from contextlib import ExitStack
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from inference.cli.common import (add_common_arguments, configure_process, emit, open_simulator, positive_int,
                                   split_assignment)
 from inference.ic import NetworkConfig, OfflineSource, OnlineSource, Trainer, TrainingConfig
+from inference.trace_shards import dataset_paths
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "Checkpoints go to --out and resume with --resume.")
     add_common_arguments(parser, num_traces=50_000)
     parser.add_argument("--dataset", nargs="+", metavar="FILE",
-                        help="HDF5 trace files (globs allowed) to train on instead of a simulator")
+                        help="HDF5 trace files to train on instead of a simulator: paths, globs, or "
+                             "directories of shards from `ppx prior --shard-size`")
     parser.add_argument("--resume", action="store_true", help="continue training the checkpoint at --out")
     parser.add_argument("--batch-size", type=int, default=64, help="traces per training step (default 64)")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with ExitStack() as stack:
         if args.dataset:
-            paths = sorted({path for pattern in args.dataset for path in (glob.glob(pattern) or [pattern])})
+            paths = dataset_paths(args.dataset)
             source = OfflineSource(paths, args.batch_size, seed=args.seed)
         else:
             simulator = stack.enter_context(open_simulator(args))
@@ -163,7 +164,7 @@ def _train_as_rank(args: argparse.Namespace) -> int:
             # Rank 0 draws like a single process; the others' in-process simulators must differ.
             torch.manual_seed(args.seed + group.rank)
         if args.dataset:
-            paths = sorted({path for pattern in args.dataset for path in (glob.glob(pattern) or [pattern])})
+            paths = dataset_paths(args.dataset)
             source: Any = sharded_offline_source(paths, args.batch_size, group, seed=args.seed)
         else:
             own = argparse.Namespace(**vars(args))

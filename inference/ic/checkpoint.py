@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
+from inference.atomic_file import write_atomically
 from inference.ic.config import NetworkConfig
 from inference.ic.network import Address, InferenceNetwork
 
@@ -19,7 +20,13 @@ VERSION = 1
 def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,
                     optimizer: Optional[torch.optim.Optimizer] = None,
                     progress: Optional[dict[str, Any]] = None) -> None:
-    """Write the network (and optionally optimizer and training progress) to ``path`` atomically."""
+    """Write the network (and optionally optimizer and training progress) to ``path`` atomically.
+
+    A process killed while writing leaves the previous checkpoint at ``path`` intact.
+
+    Raises:
+        OutOfSpace: the disk ran out; ``path`` keeps the previous checkpoint.
+    """
     content = {
         "format": FORMAT,
         "version": VERSION,
@@ -34,17 +41,9 @@ def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(content, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    write_atomically(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[InferenceNetwork, dict[str, Any]]:

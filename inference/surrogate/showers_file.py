@@ -164,7 +164,11 @@ def read_showers(path: PathLike, start: int = 0, stop: Optional[int] = None) -> 
         OSError: the file cannot be opened as HDF5.
     """
     path = os.fspath(path)
-    with h5py.File(path, "r") as file:
+    try:
+        file = h5py.File(path, "r")
+    except OSError as err:
+        raise OSError(f"{path}: cannot open as an HDF5 shower file ({err})") from err
+    with file:
         missing = [name for name in ("incident_energies", "showers") if name not in file]
         if missing:
             raise ValueError(f"{path} is not a shower file: it has no dataset {', '.join(missing)} "

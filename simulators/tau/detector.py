@@ -98,16 +98,26 @@ def place_shower(layers: Sequence[np.ndarray], eta: float, phi: float, kind: str
     return image / SAMPLING_FRACTION
 
 
-def place_track(eta: float, phi: float, rng: np.random.Generator) -> np.ndarray:
-    """A minimum-ionising track through the voxel column at (eta, phi), electromagnetic scale."""
+def place_track(eta: float, phi: float, fluctuations: np.ndarray | float = 1.0) -> np.ndarray:
+    """A minimum-ionising track through the voxel column at (eta, phi), electromagnetic scale.
+
+    ``fluctuations`` multiply each depth voxel's mean loss (1 gives the average track).
+    """
     image = np.zeros(VOXELS)
     eta_index = np.searchsorted(ETA_EDGES, eta, side="right") - 1
     phi_index = np.searchsorted(PHI_EDGES, phi, side="right") - 1
-    fluctuations = landau_fluctuations(VOXELS[2], rng)
     if 0 <= eta_index < VOXELS[0] and 0 <= phi_index < VOXELS[1]:
         image[eta_index, phi_index, :] = (MIP_VISIBLE_GEV_PER_MM * np.diff(DEPTH_EDGES_MM) * fluctuations
                                           / SAMPLING_FRACTION)
     return image
+
+
+def staged_shower(kind: str, energy: float, shower_stage: ShowerStage, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One shower's layers from ``shower_stage``, offered to the engine as the named stage
+    "shower", which a surrogate may replace."""
+    return tuple(ppx.stage("shower", lambda k, e: shower_stage(KINDS[int(k)], float(e), rng), kind_index(kind),
+                           energy))
 
 
 def deposit(particles: Sequence[Particle], shower_stage: ShowerStage, rng: np.random.Generator) -> np.ndarray:
@@ -119,11 +129,8 @@ def deposit(particles: Sequence[Particle], shower_stage: ShowerStage, rng: np.ra
             continue
         eta, phi = impact_point(particle.momentum)
         if response == Response.MIP:
-            image += place_track(eta, phi, rng)
+            image += place_track(eta, phi, landau_fluctuations(VOXELS[2], rng))
         else:
             kind, energy = particle.species.shower_kind, float(particle.momentum[0])
-            # Offered to the engine as the named stage "shower", which a surrogate may replace.
-            layers = ppx.stage("shower", lambda k, e: shower_stage(KINDS[int(k)], float(e), rng), kind_index(kind),
-                               energy)
-            image += place_shower(tuple(layers), eta, phi, kind, energy)
+            image += place_shower(staged_shower(kind, energy, shower_stage, rng), eta, phi, kind, energy)
     return image

@@ -233,6 +233,8 @@ def test_we_decode_a_sparse_observe_built_by_generated_code() -> None:
     ([0, 1, 2], [1.0, 2.0], [4, 4, 4], "has 2 values, which need 6 coordinates, but it has 3"),
     ([1, 1, 1, 1, 1, 1], [1.0, 2.0], [4, 4, 4], "repeat an entry"),
     ([0, 0, 0], [1.0], [4, -4, 4], "negative extent"),
+    ([0, 0, 0], [1.0], [2 ** 20, 2 ** 20, 1], "holds 1.1e\\+12 elements, more than the limit"),
+    ([], [], [1] * 33, "33 dimensions, more than the limit of 32"),
 ])
 def test_inconsistent_sparse_tensors_are_protocol_errors(coordinates, values, shape, problem) -> None:
     with pytest.raises(ProtocolError, match=problem):

@@ -1,0 +1,156 @@
+"""Tau decays end to end: IC importance sampling vs prior IS vs RMH on held-out events.
+
+The issue's acceptance run and its benchmark in one script. An IC network is
+trained on prior traces from a pool of tau-decay simulators (or loaded with
+``--network``); then, on each held-out event (generated from seeds the
+training never sees), IC IS and prior IS run with the same number of simulator
+runs, and on the first ``--rmh-events`` events a long RMH chain runs too. It prints:
+
+* how often the true decay channel is the posterior mode;
+* how often the central 68% and 95% credible intervals of px, py and pz hold the
+  truth (with the binomial standard error of that rate, so a reader can judge
+  whether it is compatible with the nominal level);
+* effective samples per simulator run and per second for each engine (Kish's ESS
+  for IS, ArviZ's for the RMH chain, on px);
+* IC and RMH posterior means and standard deviations side by side.
+
+This takes hours at its defaults on 2 cores (see README); CI runs none of it.
+
+    python -m benchmarks.tau_inference [--train-traces 100000] [--events 20] [--traces 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks._processes import machine
+from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig
+from inference.ic.checkpoint import load_checkpoint
+from inference.importance import importance_sampling
+from inference.mcmc import metropolis_hastings
+from inference.pool import SimulatorPool
+from inference.posterior import Posterior
+from simulators import tau_decay
+
+MOMENTA = ("px", "py", "pz")
+LEVELS = (0.68, 0.95)
+FIRST_EVENT_SEED = 1_000_000
+"""Held-out events use seeds from here on; the demo and the tests use small seeds."""
+
+
+def train_network(pool: SimulatorPool, args: argparse.Namespace, out: Path):
+    if args.network:
+        network, _ = load_checkpoint(args.network)
+        return network
+    source = OnlineSource(pool, args.batch_size)
+    try:
+        trainer = Trainer(source, NetworkConfig(lstm_dim=args.lstm_dim),
+                          TrainingConfig(batch_size=args.batch_size, validation_size=256,
+                                         validate_every=max(args.batch_size, args.train_traces // 20)),
+                          checkpoint=str(out / "tau-network.ckpt"))
+        training = trainer.train(args.train_traces, progress_bar=not args.quiet)
+    finally:
+        source.close()
+    print(f"trained on {training['traces']} traces; validation loss {training['validation'][-1][1]:.2f}")
+    return trainer.network
+
+
+def covered(posterior: Posterior, name: str, truth: float, level: float) -> bool:
+    low, high = np.ravel(posterior.quantile(name, [(1 - level) / 2, (1 + level) / 2]))
+    return bool(low <= truth <= high)
+
+
+def assess(posterior: Posterior, truth: dict, seconds: float, runs: int, ess: float) -> dict:
+    probabilities = posterior.probabilities("channel")
+    return {
+        "mode_is_true_channel": max(probabilities, key=probabilities.get) == truth["channel"],
+        "probability_of_true_channel": probabilities.get(truth["channel"], 0.0),
+        "covered": {f"{name}@{level}": covered(posterior, name, truth[name], level)
+                    for name in MOMENTA for level in LEVELS},
+        "mean": {name: float(np.ravel(posterior.mean(name))[0]) for name in MOMENTA},
+        "std": {name: float(np.ravel(posterior.std(name))[0]) for name in MOMENTA},
+        "ess": ess, "ess_per_run": ess / runs, "ess_per_second": ess / seconds,
+    }
+
+
+def timed(run):
+    started = time.perf_counter()
+    result = run()
+    return result, time.perf_counter() - started
+
+
+def rate(rows: list[dict], test) -> str:
+    hits = sum(bool(test(row)) for row in rows)
+    fraction = hits / len(rows)
+    error = np.sqrt(fraction * (1 - fraction) / len(rows))
+    return f"{hits}/{len(rows)} = {fraction:.2f} +- {error:.2f}"
+
+
+def report(results: dict[str, list[dict]]) -> None:
+    print(f"\n{'engine':<10}{'events':>7}  {'true channel at mode':<24}" +
+          "".join(f"{name + ' ' + str(level):<24}" for name in MOMENTA for level in LEVELS))
+    for engine, rows in results.items():
+        cells = "".join(f"{rate(rows, lambda row, k=f'{name}@{level}': row['covered'][k]):<24}"
+                        for name in MOMENTA for level in LEVELS)
+        print(f"{engine:<10}{len(rows):>7}  {rate(rows, lambda row: row['mode_is_true_channel']):<24}{cells}")
+    print(f"\n{'engine':<10}{'mean ESS':>10}{'ESS/run':>10}{'ESS/s':>10}")
+    for engine, rows in results.items():
+        print(f"{engine:<10}{np.mean([r['ess'] for r in rows]):>10.1f}"
+              f"{np.mean([r['ess_per_run'] for r in rows]):>10.4f}{np.mean([r['ess_per_second'] for r in rows]):>10.3f}")
+    if results.get("RMH"):
+        print("\nIC IS vs RMH on the same events (mean +- std):")
+        for ic, rmh in zip(results["IC IS"], results["RMH"]):
+            print("  " + "; ".join(f"{name}: {ic['mean'][name]:.2f} +- {ic['std'][name]:.2f} vs "
+                                   f"{rmh['mean'][name]:.2f} +- {rmh['std'][name]:.2f}" for name in MOMENTA))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-traces", type=int, default=100_000)
+    parser.add_argument("--network", help="use this IC checkpoint instead of training one")
+    parser.add_argument("--events", type=int, default=20, help="held-out events")
+    parser.add_argument("--traces", type=int, default=2000, help="simulator runs per IS engine per event")
+    parser.add_argument("--rmh-events", type=int, default=3)
+    parser.add_argument("--rmh-steps", type=int, default=20_000, help="kept RMH steps per event")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lstm-dim", type=int, default=128)
+    parser.add_argument("--out", default="tau-inference-output")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {machine()}")
+    results: dict[str, list[dict]] = {"IC IS": [], "prior IS": [], "RMH": []}
+    with SimulatorPool("python -m simulators.tau_decay", workers=args.workers, timeout=120) as pool:
+        network = train_network(pool, args, out)
+        for index in range(args.events):
+            truth, observation = tau_decay.generate_event(FIRST_EVENT_SEED + index)
+            ic, ic_seconds = timed(lambda: importance_sampling(
+                pool, args.traces, observation, proposal=NetworkProposal(network, observation)))
+            prior, prior_seconds = timed(lambda: importance_sampling(pool, args.traces, observation))
+            results["IC IS"].append(assess(ic, truth, ic_seconds, args.traces, ic.ess))
+            results["prior IS"].append(assess(prior, truth, prior_seconds, args.traces, prior.ess))
+            line = (f"event {index} ({truth['channel_name']}): IC ESS {ic.ess:.1f}, "
+                    f"P(true channel) {results['IC IS'][-1]['probability_of_true_channel']:.2f}")
+            if index < args.rmh_events:
+                rmh, rmh_seconds = timed(lambda: metropolis_hastings(pool, args.rmh_steps, observation, seed=index))
+                ess = float(np.ravel(rmh.variable_ess("px"))[0])
+                results["RMH"].append(assess(rmh, truth, rmh_seconds, rmh.num_traces, ess))
+                line += f"; RMH ESS(px) {ess:.1f}"
+            print(line, flush=True)
+    report({engine: rows for engine, rows in results.items() if rows})
+    (out / "tau_inference.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2,
+                                                      default=float))
+
+
+if __name__ == "__main__":
+    main()

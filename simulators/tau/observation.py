@@ -1,0 +1,88 @@
+"""What the calorimeter reports for a tau decay, and the likelihood the engine weighs it with.
+
+Per visible particle the image is its average response, scaled by the
+particle's own response factor ``LABEL_response`` (a controlled latent: the
+shower's visible total relative to the average, log-normal with the spread the
+stage's own showers have), plus shape fluctuations. The likelihood is
+independent Normal per voxel around the sum of the scaled averages, with
+variance, per particle contribution m, ``a m + (c m)^2`` (``a`` the stochastic
+and ``c`` the shape term of its kind, measured on the stage's showers around
+their scaled average) plus electronic noise. The reported image, which is what
+prior traces and generated events carry, is a real stochastic shower from the
+stage, rescaled to the drawn response factor, plus noise: the shower stage is
+run for every particle, and is what a surrogate replaces.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Sequence
+
+import numpy as np
+import pyro.distributions as dist
+import torch
+
+import ppx
+from simulators.calo.spots import landau_fluctuations
+from simulators.tau import detector
+from simulators.tau.detector import VOXELS, ShowerStage
+from simulators.tau.particles import Particle, Response
+from simulators.tau.response import MeanResponse
+
+NOISE_GEV = 0.02
+"""Electronic noise per voxel, electromagnetic scale."""
+STOCHASTIC_GEV = {Response.ELECTROMAGNETIC: 0.001, Response.HADRONIC: 0.025}
+SHAPE_SPREAD = {Response.ELECTROMAGNETIC: 0.2, Response.HADRONIC: 0.4, Response.MIP: 0.35}
+"""Per-voxel fluctuations around a particle's scaled average image: ``a`` (GeV) and ``c``."""
+DEGENERATE_SHOWER = 0.01
+"""A stage shower holding less than this fraction of the average is replaced by the average."""
+SEED_RANGE = 2.0 ** 32
+
+
+@functools.lru_cache(maxsize=8)
+def mean_response(stage: ShowerStage) -> MeanResponse:
+    return MeanResponse(stage)
+
+
+def _float64(value) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=torch.float64)
+
+
+def _response_factor(label: str, spread: float) -> float:
+    """The particle's visible total relative to the average: log-normal of mean 1."""
+    sigma = math.sqrt(math.log1p(spread ** 2))
+    with ppx.scope(label):
+        factor = ppx.sample(dist.LogNormal(_float64(-sigma ** 2 / 2), _float64(sigma)), name=f"{label}_response")
+    return float(factor)
+
+
+def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage) -> None:
+    """Sample each showering particle's response factor, simulate the image, observe "calorimeter"."""
+    seed = ppx.sample(dist.Uniform(_float64(0.0), _float64(SEED_RANGE)), name="detector_seed", control=False)
+    rng = np.random.default_rng(int(seed))
+    expected, variance = np.zeros(VOXELS), np.full(VOXELS, NOISE_GEV ** 2)
+    image = NOISE_GEV * rng.standard_normal(VOXELS)
+    for particle in particles:
+        kind_of_response = particle.species.response
+        if kind_of_response in (Response.INVISIBLE, Response.DECAYS):
+            continue
+        eta, phi = detector.impact_point(particle.momentum)
+        if kind_of_response == Response.MIP:
+            mean = detector.place_track(eta, phi)
+            image += detector.place_track(eta, phi, landau_fluctuations(VOXELS[2], rng))
+        else:
+            kind, energy = particle.species.shower_kind, float(particle.momentum[0])
+            average = mean_response(shower_stage)(kind, energy)
+            mean = _response_factor(particle.label, average.spread) * detector.place_shower(
+                average.layers, eta, phi, kind, energy)
+            shower = detector.place_shower(detector.staged_shower(kind, energy, shower_stage, rng), eta, phi,
+                                           kind, energy)
+            if shower.sum() > DEGENERATE_SHOWER * mean.sum():
+                image += shower * (mean.sum() / shower.sum())
+            else:
+                image += mean
+        expected += mean
+        variance += STOCHASTIC_GEV.get(kind_of_response, 0.0) * mean + (SHAPE_SPREAD[kind_of_response] * mean) ** 2
+    ppx.observe(dist.Normal(torch.from_numpy(expected), torch.from_numpy(np.sqrt(variance))),
+                torch.from_numpy(image), name="calorimeter")
