@@ -46,8 +46,8 @@ realisations; the sparse likelihood varies by about 15 nats but ranks a shorter
 track above the truth and barely separates the shifted vertex at 128^3, because
 scattering moves a long track's far voxels from one realisation to the next.
 That is why ``summary`` is the default. Use ``sparse`` to train IC networks on the
-full image and to carry and store full events; its importance weights need the
-same caution as the tau calorimeter's. Deposit generation (``deposits``) is
+full image and to carry and store full events, and treat importance weights
+computed with its likelihood with caution. Deposit generation (``deposits``) is
 separate from the likelihoods (``summary_image``/``sparse_image`` + ``model``).
 
     python -m simulators.lartpc --address ADDR [--size 128] [--summary-size 8] [--observe summary|sparse]
