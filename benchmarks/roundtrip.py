@@ -1,16 +1,20 @@
 """Round trips per second: raw pyzmq REQ/REP ping-pong vs the engine driving the Gaussian simulator.
 
-Both run over ipc between two processes on this machine, in the same run. A
-Gaussian trace is four round trips (Run->Sample, SampleResult->Observe,
-ObserveResult->Observe, ObserveResult->RunResult), with the engine sampling mu
-and both observations from their distributions as it does for training data.
+Both run over ipc between two processes on this machine, in the same run: the
+two measurements alternate in short slices, so that a change in the machine's
+load hits both alike. A Gaussian trace is four round trips (Run->Sample,
+SampleResult->Observe, ObserveResult->Observe, ObserveResult->RunResult), with
+the engine sampling mu and both observations from their distributions as it does
+for training data.
 
-    python -m benchmarks.roundtrip [--seconds 5]
+    python -m benchmarks.roundtrip [--seconds 5] [--slices 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 
 import torch
@@ -23,51 +27,58 @@ from inference.remote import RemoteSimulator
 ROUND_TRIPS_PER_TRACE = 4
 
 
-def raw_round_trips_per_second(seconds: float, frame_size: int = 160) -> float:
-    with simulator_process("benchmarks.echo_server") as address:
-        socket = zmq.Context.instance().socket(zmq.REQ)
-        socket.setsockopt(zmq.LINGER, 0)
-        socket.connect(address)
-        frame = b"x" * frame_size
-        for _ in range(500):  # warm up, and wait for the server to bind
+def raw_round_trips_per_second(socket: zmq.Socket, frame: bytes, seconds: float) -> float:
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(200):
             socket.send(frame)
             socket.recv()
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            for _ in range(200):
-                socket.send(frame)
-                socket.recv()
-            count += 200
-        elapsed = time.perf_counter() - started
-        socket.close()
-    return count / elapsed
+        count += 200
+    return count / (time.perf_counter() - started)
 
 
-def engine_round_trips_per_second(seconds: float) -> float:
-    with simulator_process("simulators.gaussian") as address:
-        with RemoteSimulator(address, handshake_timeout=60) as simulator:
-            for _ in range(200):
-                simulator.run()
-            count, started = 0, time.perf_counter()
-            while time.perf_counter() - started < seconds:
-                for _ in range(50):
-                    simulator.run()
-                count += 50
-            elapsed = time.perf_counter() - started
-    return count * ROUND_TRIPS_PER_TRACE / elapsed
+def engine_round_trips_per_second(simulator: RemoteSimulator, seconds: float) -> float:
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(50):
+            simulator.run()
+        count += 50
+    return count * ROUND_TRIPS_PER_TRACE / (time.perf_counter() - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement, over all slices")
+    parser.add_argument("--slices", type=int, default=10, help="alternating slices per measurement")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the ppx command and the simulators run
-    raw = raw_round_trips_per_second(args.seconds)
-    engine = engine_round_trips_per_second(args.seconds)
-    print(f"machine: {machine()}")
-    print(f"raw pyzmq REQ/REP ping-pong:        {raw:9.0f} round trips/s ({1e6 / raw:.0f} us each)")
-    print(f"engine <-> Python Gaussian simulator: {engine:9.0f} round trips/s ({1e6 / engine:.0f} us each)")
-    print(f"ratio engine / raw: {engine / raw:.2f} (target 0.70; reference Python engine about 0.25)")
+    seconds = args.seconds / args.slices
+    load_before = os.getloadavg()[0]
+    raw, engine = [], []
+    with simulator_process("benchmarks.echo_server") as echo, simulator_process("simulators.gaussian") as address:
+        socket = zmq.Context.instance().socket(zmq.REQ)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(echo)
+        frame = b"x" * 160
+        try:
+            for _ in range(500):  # warm up, and wait for the server to bind
+                socket.send(frame)
+                socket.recv()
+            with RemoteSimulator(address, handshake_timeout=60) as simulator:
+                for _ in range(200):
+                    simulator.run()
+                for _ in range(args.slices):
+                    raw.append(raw_round_trips_per_second(socket, frame, seconds))
+                    engine.append(engine_round_trips_per_second(simulator, seconds))
+        finally:
+            socket.close()
+    raw_rate, engine_rate = statistics.median(raw), statistics.median(engine)
+    ratios = [e / r for e, r in zip(engine, raw)]
+    print(f"machine: {machine()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print(f"raw pyzmq REQ/REP ping-pong:          {raw_rate:9.0f} round trips/s ({1e6 / raw_rate:.0f} us each)")
+    print(f"engine <-> Python Gaussian simulator: {engine_rate:9.0f} round trips/s ({1e6 / engine_rate:.0f} us each)")
+    print(f"ratio engine / raw: {engine_rate / raw_rate:.2f} (medians of {args.slices} alternating slices; "
+          f"slice ratios {min(ratios):.2f}-{max(ratios):.2f}; target 0.70, reference Python engine about 0.25)")
 
 
 if __name__ == "__main__":

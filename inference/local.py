@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-import numpy as np
 
 from inference.controllers import PRIOR, Controller, draw_from_prior
 from inference.observations import check_observed_shape

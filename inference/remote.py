@@ -16,9 +16,10 @@ import numpy as np
 
 from inference.controllers import PRIOR, Controller, draw_from_prior
 from inference.observations import check_observed_shape
+from inference.prior_draws import draw_prior
 from inference.sequential import OneTraceAtATime
 from inference.trace import StageCall, Trace
-from ppx import codec
+from ppx import codec, fastcodec
 from ppx import messages as m
 from ppx.batch import check_finite_params, unpack
 from ppx.distributions import BY_TYPE_ID, WireValue, from_wire, sample_shape
@@ -99,26 +100,33 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
     simulator offers run on the engine's surrogates when ``stages`` has one by that name."""
     observations = observations or {}
     stages = stages or {}
+    # A controller that keeps the default choice draws controlled samples from the prior too,
+    # which needs no pyro distribution (the trace builds one if a log density is asked for).
+    prior_only = type(controller).choose is Controller.choose and not controller.batched
     trace = Trace()
-    reply = codec.decode((yield _RUN))
+    reply = fastcodec.decode((yield _RUN))
     while True:
         if isinstance(reply, m.Sample):
-            try:
-                distribution = from_wire(reply.distribution.type_id, reply.distribution.params)
-            except ValueError as err:
-                raise _invalid_distribution(reply, err) from None
-            key = f"{reply.address}__{BY_TYPE_ID[reply.distribution.type_id].name}__" \
-                  f"{trace.next_instance(reply.address)}"
-            if reply.control and controller.batched:
-                value, proposal_log_prob = yield ProposalRequest(controller, trace, key, reply.name, distribution)
-            elif reply.control:
-                value, proposal_log_prob = controller.choose(trace, key, reply.name, distribution)
-            else:
-                value, proposal_log_prob = draw_from_prior(distribution), None
+            value = draw_prior(reply.distribution) if prior_only or not reply.control else None
+            distribution = proposal_log_prob = None
+            if value is None:
+                try:
+                    distribution = from_wire(reply.distribution.type_id, reply.distribution.params)
+                except ValueError as err:
+                    raise _invalid_distribution(reply, err) from None
+                key = f"{reply.address}__{BY_TYPE_ID[reply.distribution.type_id].name}__" \
+                      f"{trace.next_instance(reply.address)}"
+                if reply.control and controller.batched:
+                    value, proposal_log_prob = yield ProposalRequest(controller, trace, key, reply.name,
+                                                                     distribution)
+                elif reply.control:
+                    value, proposal_log_prob = controller.choose(trace, key, reply.name, distribution)
+                else:
+                    value = draw_from_prior(distribution)
             trace.add(m.RECORD_SAMPLE, reply.address, reply.name, value, wire=reply.distribution,
                       distribution=distribution, control=reply.control,
                       proposal_log_prob=proposal_log_prob)
-            reply = codec.decode((yield codec.encode(m.SampleResult(value))))
+            reply = fastcodec.decode((yield fastcodec.encode(m.SampleResult(value))))
         elif isinstance(reply, m.Observe):
             observed = observations.get(reply.name) if reply.name else None
             if observed is not None:
@@ -132,28 +140,30 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
             elif reply.value is not None:
                 value = reply.value
             else:
-                try:
-                    value = draw_from_prior(from_wire(reply.distribution.type_id, reply.distribution.params))
-                except ValueError as err:
-                    raise _invalid_distribution(reply, err) from None
+                value = draw_prior(reply.distribution)
+                if value is None:
+                    try:
+                        value = draw_from_prior(from_wire(reply.distribution.type_id, reply.distribution.params))
+                    except ValueError as err:
+                        raise _invalid_distribution(reply, err) from None
             trace.add(m.RECORD_OBSERVE, reply.address, reply.name, value, wire=reply.distribution,
                       observed=observed is not None)
-            reply = codec.decode((yield _OBSERVE_RESULT))
+            reply = fastcodec.decode((yield _OBSERVE_RESULT))
         elif isinstance(reply, m.Tag):
             trace.add(m.RECORD_TAG, reply.address, reply.name, reply.value)
-            reply = codec.decode((yield _TAG_RESULT))
+            reply = fastcodec.decode((yield _TAG_RESULT))
         elif isinstance(reply, m.StageRequest):
             surrogate = stages.get(reply.name)
             if surrogate is None:
-                output = codec.decode((yield _RUN_STAGE_LOCALLY))
+                output = fastcodec.decode((yield _RUN_STAGE_LOCALLY))
                 if not isinstance(output, m.StageOutput):
                     raise _unexpected(output, "StageOutput", f"after running stage {reply.name!r} locally")
                 trace.stages.append(StageCall(reply.name, reply.inputs, output.outputs, surrogate=False))
-                reply = codec.decode((yield _STAGE_OUTPUT_RESULT))
+                reply = fastcodec.decode((yield _STAGE_OUTPUT_RESULT))
             else:
                 outputs = tuple(np.asarray(o, dtype=np.float64) for o in surrogate(reply.inputs))
                 trace.stages.append(StageCall(reply.name, reply.inputs, outputs, surrogate=True))
-                reply = codec.decode((yield codec.encode(m.StageResult(run_locally=False, outputs=outputs))))
+                reply = fastcodec.decode((yield codec.encode(m.StageResult(run_locally=False, outputs=outputs))))
         elif isinstance(reply, m.RunResult):
             trace.result = reply.result
             return [trace]

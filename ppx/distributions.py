@@ -72,9 +72,13 @@ _BY_PYRO_CLASS: dict[type, DistributionKind] = {kind.pyro_class: kind for kind i
 
 def kind_of(distribution: torch.distributions.Distribution) -> DistributionKind:
     """The PPX kind of a pyro/torch distribution, looking through pyro's subclasses."""
+    kind = _BY_PYRO_CLASS.get(type(distribution))
+    if kind is not None:
+        return kind
     for cls in type(distribution).__mro__:
         kind = _BY_PYRO_CLASS.get(cls)
         if kind is not None:
+            _BY_PYRO_CLASS[type(distribution)] = kind  # next time in one look-up
             return kind
     supported = ", ".join(kind.name for kind in KINDS + EXTENSION_KINDS)
     raise TypeError(
@@ -85,6 +89,8 @@ def kind_of(distribution: torch.distributions.Distribution) -> DistributionKind:
 def as_float64_array(value: Any) -> np.ndarray:
     """A tensor, array or number as a float64 numpy array (the wire's tensor type)."""
     if isinstance(value, torch.Tensor):
+        if value.dim() == 0 and value.is_floating_point():
+            return np.array(value.item(), dtype=np.float64)  # a scalar: far cheaper than via numpy()
         return value.detach().cpu().numpy().astype(np.float64, copy=False)
     return np.asarray(value, dtype=np.float64)
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ppx import codec
+from ppx import fastcodec
 from ppx import messages as m
 from ppx.batch import Record, pack
 from ppx.curve import KeyDirectory
@@ -48,10 +48,11 @@ def as_result_array(value: Any) -> Optional[np.ndarray]:
 def value_tensor(value: np.ndarray, distribution: torch.distributions.Distribution) -> torch.Tensor:
     """A value from the wire in the dtype the distribution's own samples have."""
     kind = kind_of(distribution)
+    tensor = torch.from_numpy(value)
     if kind.name == "Categorical":
-        return torch.from_numpy(value).long()
+        return tensor.long()
     dtype = getattr(distribution, kind.pyro_params[0]).dtype
-    return torch.from_numpy(value).to(dtype)
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)
 
 
 def wire_distribution(distribution: torch.distributions.Distribution, sparse: bool) -> m.WireDistribution:
@@ -71,34 +72,53 @@ class _Restart(Exception):
 class _Forward(Handler):
     """Forwards each site to the engine over the socket and takes the engine's value."""
 
-    def __init__(self, listener: Listener, capabilities: frozenset[str]) -> None:
+    def __init__(self, listener: Listener, capabilities: frozenset[str], frames: fastcodec.ScalarFrames) -> None:
         self.listener = listener
         self.offers_stages = m.CAPABILITY_STAGE in capabilities
         self.sends_sparse = m.CAPABILITY_SPARSE in capabilities
+        self.frames = frames
 
-    def _exchange(self, message: m.Message, expected: type) -> m.Message:
-        self.listener.reply(codec.encode(message))
-        request = codec.decode(self.listener.receive())
+    def _exchange(self, message: m.Message | bytes, expected: type) -> m.Message:
+        self.listener.reply(message if isinstance(message, bytes) else fastcodec.encode(message))
+        request = fastcodec.decode(self.listener.receive())
         if not isinstance(request, expected):
             raise _Restart(request)
         return request
 
     def process(self, site: Site) -> None:
         if site.kind == m.RECORD_SAMPLE:
-            wire = m.WireDistribution(*to_wire(site.distribution))
-            reply = self._exchange(m.Sample(site.address, site.name, wire, site.control), m.SampleResult)
+            reply = self._exchange(self._choice_frame(site), m.SampleResult)
             site.value = value_tensor(reply.result, site.distribution)
         elif site.kind == m.RECORD_OBSERVE:
-            wire = wire_distribution(site.distribution, self.sends_sparse)
-            value = None if site.value is None else as_wire_value(site.value)
-            if not self.sends_sparse:
-                value = densified(value)
-            self._exchange(m.Observe(site.address, site.name, wire, value), m.ObserveResult)
+            self._exchange(self._choice_frame(site), m.ObserveResult)
         elif site.kind == m.SITE_STAGE:
             if self.offers_stages:
                 site.value = self._offer_stage(site)
         else:
             self._exchange(m.Tag(site.address, site.name, as_float64_array(site.value)), m.TagResult)
+
+    def _choice_frame(self, site: Site) -> bytes:
+        """The Sample or Observe frame for ``site``, filled in from the site's earlier frame
+        when all its tensors are float scalars (most sites of most simulators)."""
+        distribution = site.distribution
+        kind = kind_of(distribution)
+        tensors = [getattr(distribution, name) for name in kind.pyro_params]
+        if site.value is not None:
+            tensors.append(site.value)
+        for tensor in tensors:
+            if not (isinstance(tensor, torch.Tensor) and tensor.dim() == 0 and tensor.is_floating_point()):
+                return fastcodec.encode(self._choice_message(site))
+        key = (site.kind, site.address, site.name, kind.type_id, site.control, site.value is None)
+        return self.frames.frame(key, [tensor.item() for tensor in tensors], lambda: self._choice_message(site))
+
+    def _choice_message(self, site: Site) -> m.Sample | m.Observe:
+        if site.kind == m.RECORD_SAMPLE:
+            return m.Sample(site.address, site.name, m.WireDistribution(*to_wire(site.distribution)), site.control)
+        wire = wire_distribution(site.distribution, self.sends_sparse)
+        value = None if site.value is None else as_wire_value(site.value)
+        if not self.sends_sparse:
+            value = densified(value)
+        return m.Observe(site.address, site.name, wire, value)
 
     def _offer_stage(self, site: Site) -> tuple[np.ndarray, ...]:
         function, inputs = site.stage
@@ -154,6 +174,7 @@ class _Session:
         self.model_name = model_name
         self.system_name = system_name
         self.capabilities: frozenset[str] = frozenset()
+        self.frames = fastcodec.ScalarFrames()
 
     def answer(self, request: m.Message) -> None:
         """Reply to one top-level request; a trace may interleave many exchanges."""
@@ -169,7 +190,7 @@ class _Session:
                     log.warning("engine abandoned the trace with %s; starting over", type(request).__name__)
 
     def _reply(self, message: m.Message) -> None:
-        self.listener.reply(codec.encode(message))
+        self.listener.reply(fastcodec.encode(message))
 
     def _answer_once(self, request: m.Message) -> None:
         if isinstance(request, m.Handshake):
@@ -191,7 +212,7 @@ class _Session:
 
     def _run_forwarded(self) -> None:
         try:
-            with _Forward(self.listener, self.capabilities):
+            with _Forward(self.listener, self.capabilities, self.frames):
                 result = run_model(self.model)
         except _Restart:
             raise
@@ -265,7 +286,7 @@ def serve(
         while max_requests is None or served < max_requests:
             frame = listener.receive()
             try:
-                request = codec.decode(frame)
+                request = fastcodec.decode(frame)
             except ProtocolError as err:
                 session.refuse(f"malformed request: {err}")
             else:

@@ -55,17 +55,47 @@ def fresh_ipc_address(prefix: str = "ppx") -> str:
     return f"ipc://{os.path.join(tempfile.gettempdir(), f'{prefix}-{uuid.uuid4().hex[:12]}.sock')}"
 
 
-def _spin(socket: zmq.Socket, seconds: float = SPIN_SECONDS) -> bool:
-    """Check for a message without sleeping for up to ``seconds``; True once one is waiting.
+class _Spinner:
+    """Checks for a message without sleeping, for as long as that pays.
 
     A reply that arrives within a round trip's usual span is picked up without the
-    process going to sleep and paying the scheduler's wake-up latency.
+    process going to sleep and paying the scheduler's wake-up latency. That holds
+    while the process has a core to itself: on a machine with more runnable
+    processes than cores, a spinning process uses up its share of the CPU and then
+    waits for the scheduler, far longer than a wake-up. So a spin during which the
+    process lost its core (its wall time ran ahead of its CPU time by more than
+    ``LOST_SECONDS``) turns spinning off for ``PAUSE_SECONDS``; receives then sleep at
+    once, and spinning is tried again afterwards.
     """
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        if socket.poll(0):
+
+    LOST_SECONDS = 100e-6
+    PAUSE_SECONDS = 1.0
+
+    def __init__(self, seconds: float = SPIN_SECONDS) -> None:
+        self.seconds = seconds
+        self.paused_until = 0.0
+
+    def wait(self, socket: zmq.Socket) -> bool:
+        """True once a message is waiting on ``socket``; False if none came while spinning."""
+        events = socket.get  # reading ZMQ_EVENTS is the cheapest readiness check pyzmq has
+        if events(zmq.EVENTS) & zmq.POLLIN:
             return True
-    return False
+        started = time.perf_counter()
+        if started < self.paused_until:
+            return False
+        cpu_started = time.thread_time()
+        deadline = started + self.seconds
+        while True:
+            if events(zmq.EVENTS) & zmq.POLLIN:
+                ready = True
+                break
+            if time.perf_counter() >= deadline:
+                ready = False
+                break
+        ended = time.perf_counter()
+        if (ended - started) - (time.thread_time() - cpu_started) > self.LOST_SECONDS:
+            self.paused_until = ended + self.PAUSE_SECONDS
+        return ready
 
 
 def _context() -> zmq.Context:
@@ -89,6 +119,7 @@ class Connection:
         self.keys = EngineKeys(directory) if directory is not None else None
         self._socket: Optional[zmq.Socket] = None
         self._awaiting = False
+        self._spinner = _Spinner()
         self._open()
 
     def _open(self) -> None:
@@ -164,7 +195,7 @@ class Connection:
         if socket is None:
             raise ProtocolError(f"connection to {self.address} is closed")
         limit = self.timeout if timeout is None else timeout
-        if not _spin(socket) and not self.poll(limit):
+        if not self._spinner.wait(socket) and not self.poll(limit):
             self.reset()
             hint = "is it running, and listening on that address?"
             if self.keys is not None:
@@ -214,6 +245,7 @@ class Listener:
         self.secured = directory is not None
         self._context = zmq.Context() if self.secured else _context()
         self._authenticator = None
+        self._spinner = _Spinner()
         self._socket = self._context.socket(zmq.REP)
         socket = self._socket
         socket.setsockopt(zmq.LINGER, 0)
@@ -237,7 +269,7 @@ class Listener:
         promptly even when the signal lands on one of ZeroMQ's threads.
         """
         socket = self._socket
-        if not _spin(socket):
+        if not self._spinner.wait(socket):
             while not socket.poll(_SIGNAL_CHECK_MS):
                 pass
         return socket.recv()

@@ -1,0 +1,77 @@
+"""ppx.transport's receive spin: it sees waiting messages, and stops spinning once a spin lost its core."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Iterator
+
+import pytest
+import zmq
+
+from ppx.transport import Connection, Listener, _Spinner
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[zmq.Socket, zmq.Socket]]:
+    context = zmq.Context.instance()
+    sender, receiver = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    try:
+        for socket in (sender, receiver):
+            socket.setsockopt(zmq.LINGER, 0)
+        address = f"inproc://spin-test-{uuid.uuid4().hex}"
+        receiver.bind(address)
+        sender.connect(address)
+        yield sender, receiver
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def test_a_waiting_message_is_seen(pair) -> None:
+    sender, receiver = pair
+    spinner = _Spinner(seconds=0.0)
+    sender.send(b"x")
+    deadline = time.monotonic() + 5
+    while not spinner.wait(receiver):  # inproc delivery is asynchronous
+        assert time.monotonic() < deadline, "the message never showed up"
+    assert receiver.recv() == b"x"
+
+
+def test_no_message_means_false_after_the_spin(pair) -> None:
+    _, receiver = pair
+    assert _Spinner(seconds=1e-4).wait(receiver) is False
+
+
+def test_a_spin_that_lost_its_core_pauses_spinning(pair) -> None:
+    _, receiver = pair
+    spinner = _Spinner(seconds=1e-4)
+    spinner.LOST_SECONDS = -1.0  # count every spin as having lost its core
+    spinner.wait(receiver)
+    assert spinner.paused_until > time.perf_counter()
+    spinner.seconds = 60.0  # were it still spinning, the next wait would take a minute
+    assert spinner.wait(receiver) is False
+
+
+def test_a_spin_that_kept_its_core_keeps_spinning(pair) -> None:
+    _, receiver = pair
+    spinner = _Spinner(seconds=1e-4)
+    spinner.LOST_SECONDS = float("inf")
+    spinner.wait(receiver)
+    assert spinner.paused_until == 0.0
+
+
+def test_paused_ends_still_exchange_messages(tmp_path) -> None:
+    listener = Listener(f"ipc://{tmp_path}/spin.sock")
+    connection = Connection(listener.bound_address, timeout=10)
+    try:
+        for end in (listener, connection):
+            end._spinner.paused_until = float("inf")
+        for i in range(3):
+            connection.send(b"ping %d" % i)
+            assert listener.receive() == b"ping %d" % i
+            listener.reply(b"pong %d" % i)
+            assert connection.receive() == b"pong %d" % i
+    finally:
+        connection.close()
+        listener.close()
