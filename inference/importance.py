@@ -8,7 +8,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
-from inference.observations import as_observations, check_observed_names
+from inference.observations import ObservedNames, as_observations
 from inference.posterior import Posterior
 from inference.trace import fill_log_probs
 from ppx.messages import RECORD_OBSERVE
@@ -55,13 +55,15 @@ def importance_sampling(
     if num_traces < 1:
         raise ValueError(f"num_traces must be at least 1, got {num_traces}")
     observations = as_observations(observations)
+    observed_names = ObservedNames(observations)
     with tqdm(total=num_traces, disable=not progress, unit="trace", desc="importance sampling") as bar:
         def advance(done: list) -> None:
+            observed_names.update(done)
             bar.update(len(done))
         if proposal is None:
             traces = simulator.prior(num_traces, observations, batch_size=batch_size, on_done=advance)
         else:
             controllers = [proposal.controller() for _ in range(num_traces)]
             traces = simulator.run_many(controllers, observations, on_done=advance)
-    check_observed_names(traces, observations)
+    observed_names.check()
     return Posterior(traces, log_weights(traces), engine="is" if proposal is None else "ic")

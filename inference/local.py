@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+
 from inference.controllers import PRIOR, Controller, draw_from_prior
+from inference.observations import check_observed_shape
 from inference.remote import Observations, Stages
 from inference.sequential import OneTraceAtATime
 from inference.trace import StageCall, Trace
-from ppx.distributions import as_float64_array, kind_of
+from ppx.distributions import as_float64_array, as_wire_value, kind_of
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, SITE_STAGE
 from ppx.runtime import Handler, Site, run_model, run_stage
 from ppx.simulator import as_result_array, value_tensor
+from ppx.sparse import value_shape
 
 
 class _Control(Handler):
@@ -41,9 +44,13 @@ class _Control(Handler):
         elif site.kind == RECORD_OBSERVE:
             observed = self.observations.get(site.name) if site.name else None
             if observed is not None:
+                distribution = site.distribution
+                shape = distribution.batch_shape + distribution.event_shape if site.value is None \
+                    else value_shape(site.value)
+                check_observed_shape(site.name, observed, shape, site.address)
                 value = observed
             elif site.value is not None:
-                value = as_float64_array(site.value)
+                value = as_wire_value(site.value)
             else:
                 value = draw_from_prior(site.distribution)
             trace.add(RECORD_OBSERVE, site.address, site.name, value, distribution=site.distribution,

@@ -15,13 +15,14 @@ from typing import Any, Callable, Generator, Mapping, Optional, Sequence
 import numpy as np
 
 from inference.controllers import PRIOR, Controller, draw_from_prior
+from inference.observations import check_observed_shape
 from inference.prior_draws import draw_prior
 from inference.sequential import OneTraceAtATime
 from inference.trace import StageCall, Trace
 from ppx import codec, fastcodec
 from ppx import messages as m
-from ppx.batch import unpack
-from ppx.distributions import BY_TYPE_ID, from_wire
+from ppx.batch import check_finite_params, unpack
+from ppx.distributions import BY_TYPE_ID, WireValue, from_wire, sample_shape
 from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError
 from ppx.transport import Connection
 
@@ -56,9 +57,12 @@ def answer_proposals(requests: Sequence[ProposalRequest]) -> list[tuple[np.ndarr
         for i, result in zip(indices, kind.choose_batch([requests[i] for i in indices])):
             results[i] = result
     return results
-Observations = Mapping[str, np.ndarray]
+Observations = Mapping[str, WireValue]
+"""Observed values by name: float64 arrays, or ``SparseArray``s for sparse observations."""
 
-ENGINE_CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE)
+ABANDON_TIMEOUT = 1.0
+"""Seconds to wait for a simulator to acknowledge that the engine abandoned its trace."""
+ENGINE_CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE, m.CAPABILITY_SPARSE)
 _OBSERVE_RESULT = codec.encode(m.ObserveResult())
 _TAG_RESULT = codec.encode(m.TagResult())
 _RUN = codec.encode(m.Run())
@@ -126,6 +130,12 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
         elif isinstance(reply, m.Observe):
             observed = observations.get(reply.name) if reply.name else None
             if observed is not None:
+                try:
+                    shape = reply.value.shape if reply.value is not None else \
+                        sample_shape(reply.distribution.type_id, reply.distribution.params)
+                except ValueError as err:
+                    raise _invalid_distribution(reply, err) from None
+                check_observed_shape(reply.name, observed, shape, reply.address)
                 value = observed
             elif reply.value is not None:
                 value = reply.value
@@ -166,7 +176,9 @@ def batch_job(num_traces: int, observations: Optional[Observations] = None) -> J
     reply = codec.decode((yield codec.encode(m.Run(num_traces=num_traces))))
     if not isinstance(reply, m.TraceBatch):
         raise _unexpected(reply, "TraceBatch", f"to a request for {num_traces} prior traces")
-    traces = [Trace.from_records(records, result, observations) for records, result in unpack(reply)]
+    unpacked = unpack(reply)
+    check_finite_params(reply)
+    traces = [Trace.from_records(records, result, observations) for records, result in unpacked]
     if len(traces) != num_traces:
         raise ProtocolError(f"asked for {num_traces} prior traces, the simulator sent {len(traces)}")
     return traces
@@ -241,13 +253,29 @@ class RemoteSimulator(OneTraceAtATime):
         """Run one job to completion on this connection."""
         item = next(job)
         while True:
+            if isinstance(item, ProposalRequest):
+                answer = answer_proposals([item])[0]
+            else:
+                answer = self.connection.request(item)
             try:
-                if isinstance(item, ProposalRequest):
-                    item = job.send(answer_proposals([item])[0])
-                else:
-                    item = job.send(self.connection.request(item))
+                item = job.send(answer)
             except StopIteration as done:
                 return done.value
+            except (ProtocolError, ValueError) as err:
+                if not isinstance(err, SimulatorError):  # the simulator may still be inside the trace
+                    self.abandon_trace(err)
+                raise
+
+    def abandon_trace(self, why: Exception) -> None:
+        """Tell a simulator that negotiated ``error`` why the engine gave up on its trace, so that
+        it logs the reason and stops waiting inside it; plain PPX peers start over at the next Run."""
+        if m.CAPABILITY_ERROR not in self.capabilities:
+            return
+        try:
+            self.connection.send(codec.encode(m.Error(f"engine abandoned the trace: {why}")))
+            self.connection.receive(min(self.connection.timeout, ABANDON_TIMEOUT))
+        except ProtocolError:  # secondary to the error being raised; a timeout resets the connection
+            pass
 
     def run(self, controller: Controller = PRIOR, observations: Optional[Observations] = None) -> Trace:
         return self.execute(trace_job(controller, observations, self.stages))[0]

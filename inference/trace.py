@@ -3,7 +3,8 @@
 A ``Choice`` keeps the distribution in whichever form it arrived (wire
 parameters from a remote simulator, a pyro distribution in-process) and builds
 the other lazily, so recording a trace costs no torch work until log-densities
-are asked for.
+are asked for. Observed values may be ``ppx.sparse.SparseArray``s (sparse
+images); they are weighed by ``SparseNormal`` without ever being densified.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Iterable, Iterator, NamedTuple, Optional
 import numpy as np
 import torch
 
+from inference.observations import check_observed_shape
 from ppx.batch import Record
 from ppx.distributions import BY_TYPE_ID, from_wire, to_wire
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, WireDistribution
+from ppx.sparse import SparseArray, value_shape
+from ppx.sparse_normal import SparseNormal
 
 KIND_NAMES = {RECORD_SAMPLE: "sample", RECORD_OBSERVE: "observe", RECORD_TAG: "tag"}
 
@@ -66,7 +70,11 @@ class Choice:
     @property
     def distribution(self) -> Optional[torch.distributions.Distribution]:
         if self._distribution is None and self._wire is not None:
-            self._distribution = from_wire(self._wire.type_id, self._wire.params)
+            try:
+                self._distribution = from_wire(self._wire.type_id, self._wire.params)
+            except ValueError as err:
+                raise ValueError(f"{KIND_NAMES[self.kind]} at address {self.address!r} "
+                                 f"(name {self.name!r}): {err}") from None
         return self._distribution
 
     @property
@@ -86,13 +94,26 @@ class Choice:
             if distribution is None:
                 self._log_prob = 0.0
             else:
-                value = torch.as_tensor(self.value, dtype=torch.float64)
-                self._log_prob = float(distribution.log_prob(value).sum())
+                self._log_prob = float(distribution.log_prob(_as_log_prob_input(self.value, distribution)).sum())
         return self._log_prob
 
+    @property
+    def sparse(self) -> bool:
+        """Whether the value or a distribution parameter is a ``SparseArray``."""
+        wire = self.wire
+        return isinstance(self.value, SparseArray) or (
+            wire is not None and any(isinstance(p, SparseArray) for p in wire.params))
+
     def __repr__(self) -> str:
-        return (f"Choice({KIND_NAMES[self.kind]}, key={self.key!r}, name={self.name!r}, "
-                f"value={self.value.tolist()!r})")
+        shown = self.value if isinstance(self.value, SparseArray) else self.value.tolist()
+        return f"Choice({KIND_NAMES[self.kind]}, key={self.key!r}, name={self.name!r}, value={shown!r})"
+
+
+def _as_log_prob_input(value: np.ndarray | SparseArray, distribution: torch.distributions.Distribution) -> object:
+    """What ``distribution.log_prob`` takes: a sparse value as it is for ``SparseNormal``, densified otherwise."""
+    if isinstance(value, SparseArray):
+        return value if isinstance(distribution, SparseNormal) else torch.from_numpy(value.to_dense())
+    return torch.as_tensor(value, dtype=torch.float64)
 
 
 class StageCall(NamedTuple):
@@ -136,6 +157,7 @@ class Trace:
             value, observed = record.value, False
             if record.kind == RECORD_OBSERVE and observations and record.name in observations:
                 value, observed = observations[record.name], True
+                check_observed_shape(record.name, value, value_shape(record.value), record.address)
             trace.add(record.kind, record.address, record.name, value,
                       wire=record.distribution, control=record.control, observed=observed)
         trace.result = result
@@ -204,6 +226,15 @@ class Trace:
         return out
 
 
+def _stacked_params(group: list[Choice]) -> tuple[np.ndarray, ...]:
+    """The group's wire parameters stacked along a new first axis, each first broadcast to
+    their common shape (parameters that do not broadcast raise ``ValueError``)."""
+    shapes = {np.shape(p) for p in group[0].wire.params}
+    shape = np.broadcast_shapes(*shapes) if len(shapes) > 1 else None
+    return tuple(np.stack([c.wire.params[i] if shape is None else np.broadcast_to(c.wire.params[i], shape)
+                           for c in group]) for i in range(len(group[0].wire.params)))
+
+
 def fill_log_probs(choices: Iterable[Choice]) -> None:
     """Compute the log densities of many choices with one pyro call per group of alike choices.
 
@@ -214,17 +245,18 @@ def fill_log_probs(choices: Iterable[Choice]) -> None:
     groups: dict[tuple, list[Choice]] = defaultdict(list)
     for choice in choices:
         wire = choice.wire
-        if choice._log_prob is None and wire is not None:
+        if choice._log_prob is None and wire is not None and choice.sparse:
+            choice.log_prob  # a sparse density is computed over its entries alone, one choice at a time
+        elif choice._log_prob is None and wire is not None:
             shapes = tuple(np.shape(p) for p in wire.params)
             groups[(wire.type_id, shapes, np.shape(choice.value))].append(choice)
     for (type_id, _, _), group in groups.items():
         if len(group) == 1:
             group[0].log_prob
             continue
-        params = tuple(np.stack([c.wire.params[i] for c in group]) for i in range(len(group[0].wire.params)))
         values = torch.from_numpy(np.stack([np.asarray(c.value, dtype=np.float64) for c in group]))
         try:
-            log_probs = from_wire(type_id, params).log_prob(values)
+            log_probs = from_wire(type_id, _stacked_params(group)).log_prob(values)
         except ValueError:
             for choice in group:
                 choice.log_prob  # raises, naming the offending parameters

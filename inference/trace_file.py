@@ -14,6 +14,10 @@ Version 1, every dataset one-dimensional, *n* traces, *r* records::
     control               uint8 (r)
     values/, params/      ragged tensors: data float64, offsets int64,
     results/                shapes int32, shape_offsets int64 (see RaggedTensors)
+                          and, once a group holds a sparse tensor, sparse uint8
+                          (one flag per tensor), coordinates int32 and
+                          coordinate_offsets int64: sparse observed images and
+                          SparseNormal means keep only their nonzero entries
     log_weights           float64 (n), optional
 
 A trace without a result is stored as an empty 1-D result (and so an empty
@@ -34,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any, Optional, Sequence, Union
@@ -62,6 +67,8 @@ _TRACE_COLUMNS = {"trace_offsets": np.int64, "trace_param_offsets": np.int64}
 _RAGGED_COLUMNS = {"data": np.float64, "offsets": np.int64, "shapes": np.int32,
                    "shape_offsets": np.int64}
 _RAGGED_GROUPS = ("values", "params", "results")
+_SPARSE_COLUMNS = {"sparse": np.uint8, "coordinates": np.int32, "coordinate_offsets": np.int64}
+"""Present in a ragged group only once it holds a sparse tensor, so dense files keep the plain layout."""
 
 PathLike = Union[str, os.PathLike]
 
@@ -105,7 +112,26 @@ def _append_offsets(dataset: h5py.Dataset, offsets: np.ndarray, base: int) -> No
     _append(dataset, np.asarray(offsets[1:], dtype=np.int64) + base)
 
 
-def _append_ragged(group: h5py.Group, ragged: RaggedTensors) -> None:
+def _append_sparse_columns(group: h5py.Group, ragged: RaggedTensors, compression: Optional[str]) -> None:
+    """The sparse-tensor columns of a chunk; created (all dense so far) when the first sparse one arrives."""
+    if "sparse" not in group:
+        if not len(ragged.sparse):
+            return
+        stored = group["offsets"].shape[0] - 1
+        _create_column(group, "sparse", np.uint8, compression, initial=np.zeros(stored))
+        _create_column(group, "coordinates", np.int32, compression)
+        _create_column(group, "coordinate_offsets", np.int64, compression, initial=np.zeros(stored + 1))
+    if len(ragged.sparse):
+        flags, coordinate_offsets = ragged.sparse, ragged.coordinate_offsets
+    else:
+        flags, coordinate_offsets = np.zeros(len(ragged), np.uint8), np.zeros(len(ragged) + 1, np.int64)
+    _append_offsets(group["coordinate_offsets"], coordinate_offsets, group["coordinates"].shape[0])
+    _append(group["coordinates"], ragged.coordinates)
+    _append(group["sparse"], flags)
+
+
+def _append_ragged(group: h5py.Group, ragged: RaggedTensors, compression: Optional[str]) -> None:
+    _append_sparse_columns(group, ragged, compression)
     _append_offsets(group["offsets"], ragged.offsets, group["data"].shape[0])
     _append_offsets(group["shape_offsets"], ragged.shape_offsets, group["shapes"].shape[0])
     _append(group["data"], ragged.data)
@@ -212,7 +238,7 @@ class TraceWriter(AtomicHDF5Writer):
         for column, values in columns.items():
             _append(file[column], values)
         for group in _RAGGED_GROUPS:
-            _append_ragged(file[group], getattr(batch, group))
+            _append_ragged(file[group], getattr(batch, group), self._compression)
 
 def write_traces(path: PathLike, traces: Sequence[Trace],
                  log_weights: Optional[Sequence[float]] = None, model_name: str = "") -> None:
@@ -267,6 +293,10 @@ def _check_lengths(file: h5py.File, path: str) -> None:
     for name in ("values/offsets", "values/shape_offsets"):
         expect(name, num_records + 1)
     expect("params/shape_offsets", file["params/offsets"].shape[0])
+    for group in _RAGGED_GROUPS:
+        if "sparse" in file[group]:
+            expect(f"{group}/sparse", file[f"{group}/offsets"].shape[0] - 1)
+            expect(f"{group}/coordinate_offsets", file[f"{group}/offsets"].shape[0])
     if "log_weights" in file:
         expect("log_weights", num_traces)
 
@@ -279,6 +309,12 @@ def _check_layout(file: h5py.File, path: str) -> None:
         for name, dtype in _RAGGED_COLUMNS.items():
             kind = _FLOAT if np.issubdtype(dtype, np.floating) else _INT
             _check_column(file, f"{group}/{name}", kind, path)
+        present = [name for name in _SPARSE_COLUMNS if name in file[group]]
+        if present and len(present) != len(_SPARSE_COLUMNS):
+            raise ValueError(f"{path}: corrupt trace file: {group} has {', '.join(present)} but not all of "
+                             f"{', '.join(_SPARSE_COLUMNS)}")
+        for name in present:
+            _check_column(file, f"{group}/{name}", _INT, path)
     if "log_weights" in file:
         _check_column(file, "log_weights", _FLOAT, path)
     _check_lengths(file, path)
@@ -382,9 +418,20 @@ class TraceFile:
         d0, d1 = _span(offsets, group["data"].shape[0], f"{group_name}/offsets", self.path)
         s0, s1 = _span(shape_offsets, group["shapes"].shape[0], f"{group_name}/shape_offsets",
                        self.path)
-        return RaggedTensors(np.asarray(group["data"][d0:d1], dtype=np.float64), offsets - d0,
-                             np.asarray(group["shapes"][s0:s1], dtype=np.int32),
-                             shape_offsets - s0)
+        ragged = RaggedTensors(np.asarray(group["data"][d0:d1], dtype=np.float64), offsets - d0,
+                               np.asarray(group["shapes"][s0:s1], dtype=np.int32),
+                               shape_offsets - s0)
+        return ragged if "sparse" not in group else self._with_sparse_columns(group, ragged, low, high)
+
+    def _with_sparse_columns(self, group: h5py.Group, ragged: RaggedTensors, low: int,
+                             high: int) -> RaggedTensors:
+        coordinate_offsets = np.asarray(group["coordinate_offsets"][low:high + 1], dtype=np.int64)
+        c0, c1 = _span(coordinate_offsets, group["coordinates"].shape[0],
+                       f"{group.name.lstrip('/')}/coordinate_offsets", self.path)
+        return dataclasses.replace(
+            ragged, sparse=np.asarray(group["sparse"][low:high], dtype=np.uint8),
+            coordinates=np.asarray(group["coordinates"][c0:c1], dtype=np.int32),
+            coordinate_offsets=coordinate_offsets - c0)
 
     def close(self) -> None:
         self._file.close()

@@ -8,15 +8,18 @@ Decoding never trusts the frame: anything malformed raises ``ProtocolError``.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
 import numpy as np
 
+from ppx import limits
 from ppx import messages as m
-from ppx.distributions import BY_TYPE_ID
+from ppx.distributions import BY_TYPE_ID, oversized_broadcast
 from ppx.errors import ProtocolError
 from ppx.flatbuf import Reader, Writer
+from ppx.sparse import SparseArray
 
 _F8, _I4, _I8, _U1 = (np.dtype(code) for code in ("<f8", "<i4", "<i8", "u1"))
 _EMPTY = np.zeros(0, dtype=_F8)
@@ -42,24 +45,68 @@ def _write_tensor_shape(writer: Writer, shape: tuple[int, ...]) -> int:
 
 
 def _read_tensor(reader: Reader, table: int, what: str) -> np.ndarray:
-    slots = reader.slots(table)
-    data_at = reader.offset(table, slots, 0)
-    shape_at = reader.offset(table, slots, 1)
-    data = _EMPTY if data_at is None else reader.array_at(data_at, _F8)
+    try:
+        slots = reader.slots(table)
+        data_at = reader.offset(table, slots, 0)
+        shape_at = reader.offset(table, slots, 1)
+        data = _EMPTY if data_at is None else reader.array_at(data_at, _F8)
+        if shape_at is not None:
+            first, ndim = reader.vector_at(shape_at, 4)
+    except ProtocolError as err:
+        raise ProtocolError(f"{what}: {err}") from None
     if shape_at is None:
+        if data.size > limits.MAX_TENSOR_ELEMENTS:
+            raise ProtocolError(limits.tensor_too_large(what, [data.size], data.size))
         return data.copy()
-    first, ndim = reader.vector_at(shape_at, 4)
+    if ndim > limits.MAX_DIMENSIONS:
+        raise ProtocolError(f"{what}: tensor shape has {ndim} dimensions, more than the limit of "
+                            f"{limits.MAX_DIMENSIONS}")
     shape = struct.unpack_from(f"<{ndim}i", reader.buf, first)
-    count = 1
+    count = nominal = 1  # nominal skips zero extents: shape [0, 2**31 - 1] is absurd, not empty
     for extent in shape:
         if extent < 0:
             raise ProtocolError(f"{what}: tensor shape {list(shape)} has a negative dimension")
         count *= extent
+        nominal *= extent or 1
+    if nominal > limits.MAX_TENSOR_ELEMENTS:
+        raise ProtocolError(limits.tensor_too_large(what, list(shape), nominal))
     if count != data.size:
         raise ProtocolError(
             f"{what}: tensor shape {list(shape)} holds {count} elements but its data has {data.size}"
         )
     return data.reshape(shape).copy()
+
+
+def _write_sparse(writer: Writer, array: SparseArray) -> int:
+    """A SparseTensor table (extension ``sparse-tensor``): int32 coordinates, float64 values, shape."""
+    coordinates = np.ascontiguousarray(array.coordinates.ravel(), dtype=_I4)
+    return writer.table(children=(
+        (0, Writer.vector, coordinates),
+        (1, _write_tensor_data, array.values),
+        (2, _write_tensor_shape, array.shape),
+    ))
+
+
+def _read_sparse(reader: Reader, table: int, what: str) -> SparseArray:
+    """A SparseTensor table, checked: N values, N * ndim coordinates, each inside the shape, none repeated."""
+    slots = reader.slots(table)
+    coordinates_at, values_at, shape_at = (reader.offset(table, slots, slot) for slot in range(3))
+    coordinates = np.zeros(0, _I4) if coordinates_at is None else reader.array_at(coordinates_at, _I4)
+    values = _EMPTY if values_at is None else reader.array_at(values_at, _F8)
+    shape = () if shape_at is None else tuple(reader.array_at(shape_at, _I4).tolist())
+    if len(shape) > limits.MAX_DIMENSIONS:
+        raise ProtocolError(f"{what}: sparse tensor shape has {len(shape)} dimensions, more than the limit of "
+                            f"{limits.MAX_DIMENSIONS}")
+    nominal = math.prod(max(extent, 1) for extent in shape)  # what densifying it would allocate
+    if nominal > limits.MAX_TENSOR_ELEMENTS:
+        raise ProtocolError(limits.tensor_too_large(what, list(shape), nominal))
+    if coordinates.size != values.size * len(shape):
+        raise ProtocolError(f"{what}: sparse tensor of shape {list(shape)} has {values.size} values, which "
+                            f"need {values.size * len(shape)} coordinates, but it has {coordinates.size}")
+    try:
+        return SparseArray(coordinates.reshape(values.size, len(shape)), values.copy(), shape)
+    except ValueError as err:
+        raise ProtocolError(f"{what}: {err}") from None
 
 
 class _Field:
@@ -135,8 +182,46 @@ class _Tensor(_Field):
         return _read_tensor(reader, child, f"{message_name}.{self.attribute}")
 
 
+class _MaybeSparseTensor(_Tensor):
+    """An optional Tensor at ``slot`` or, extension ``sparse-tensor``, a SparseTensor at ``sparse_slot``."""
+
+    def __init__(self, attribute: str, slot: int, sparse_slot: int) -> None:
+        super().__init__(attribute, slot, required=False)
+        self.sparse_slot = sparse_slot
+
+    def add(self, value: np.ndarray | SparseArray | None, fields: Fields) -> None:
+        if isinstance(value, SparseArray):
+            fields[0].append((self.sparse_slot, _write_sparse, value))
+        else:
+            super().add(value, fields)
+
+    def read(self, reader: Reader, table: int, slots: tuple[int, ...],
+             message_name: str) -> np.ndarray | SparseArray | None:
+        sparse = reader.offset(table, slots, self.sparse_slot)
+        if sparse is None:
+            return super().read(reader, table, slots, message_name)
+        if reader.offset(table, slots, self.slot) is not None:
+            raise ProtocolError(f"{message_name}.{self.attribute} is sent both dense and sparse")
+        return _read_sparse(reader, sparse, f"{message_name}.{self.attribute}")
+
+
+_SPARSE_SLOTS: dict[int, frozenset[int]] = {
+    kind.type_id: frozenset(kind.wire_params.index(name) for name in kind.sparse_params)
+    for kind in BY_TYPE_ID.values() if kind.sparse_params
+}
+"""Parameter slots that hold SparseTensor tables, by distribution union id (extension kinds)."""
+
+
 def _write_distribution(writer: Writer, distribution: m.WireDistribution) -> int:
-    children = tuple((slot, _write_tensor, p) for slot, p in enumerate(distribution.params))
+    params = distribution.params
+    sparse_slots = _SPARSE_SLOTS.get(distribution.type_id, frozenset())
+    if not sparse_slots and not any(isinstance(p, SparseArray) for p in params):
+        return writer.table(children=tuple((slot, _write_tensor, p) for slot, p in enumerate(params)))
+    # Each parameter in the table type the schema gives its slot, whatever form it came in.
+    children = tuple(
+        (slot, _write_sparse, p if isinstance(p, SparseArray) else SparseArray.from_dense(p)) if slot in sparse_slots
+        else (slot, _write_tensor, p.to_dense() if isinstance(p, SparseArray) else p)
+        for slot, p in enumerate(params))
     return writer.table(children=children)
 
 
@@ -162,7 +247,15 @@ class _Distribution(_Field):
             what = f"{message_name}.distribution {kind.name}.{name}"
             if tensor is None:
                 raise ProtocolError(f"{what} is missing")
-            params.append(_read_tensor(reader, tensor, what))
+            read = _read_sparse if name in kind.sparse_params else _read_tensor
+            params.append(read(reader, tensor, what))
+        if len(params) > 1:
+            try:
+                too_large = oversized_broadcast(type_id, [p.shape for p in params])
+            except ValueError as err:  # only asked when the sizes are suspect: absurd shapes that do not broadcast
+                raise ProtocolError(f"{message_name}.distribution: {err}") from None
+            if too_large:
+                raise ProtocolError(f"{message_name}.distribution: {too_large}")
         return m.WireDistribution(type_id, tuple(params))
 
 
@@ -200,6 +293,14 @@ class _Vector(_Field):
         return np.zeros(0, self.dtype) if at is None else reader.array_at(at, self.dtype).copy()
 
 
+class _OptionalVector(_Vector):
+    """A column written only when it has entries (extension columns absent in plain batches)."""
+
+    def add(self, value: np.ndarray, fields: Fields) -> None:
+        if len(value):
+            super().add(value, fields)
+
+
 class _Table(_Field):
     """A nested table with its own field list (RaggedTensors)."""
 
@@ -224,6 +325,8 @@ class _Table(_Field):
 _RAGGED = (
     _Vector("data", 0, _F8), _Vector("offsets", 1, _I8),
     _Vector("shapes", 2, _I4), _Vector("shape_offsets", 3, _I8),
+    _OptionalVector("sparse", 4, _U1), _OptionalVector("coordinates", 5, _I4),
+    _OptionalVector("coordinate_offsets", 6, _I8),
 )
 
 _SCHEMA: dict[type, tuple[_Field, ...]] = {
@@ -243,7 +346,7 @@ _SCHEMA: dict[type, tuple[_Field, ...]] = {
     m.SampleResult: (_Tensor("result", 0, required=True),),
     m.Observe: (
         _String("address", 0), _String("name", 1), _Distribution("distribution", 2),
-        _Tensor("value", 4, required=False),
+        _MaybeSparseTensor("value", 4, sparse_slot=5),
     ),
     m.ObserveResult: (),
     m.Tag: (_String("address", 0), _String("name", 1), _Tensor("value", 2, required=True)),

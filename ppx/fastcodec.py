@@ -29,6 +29,7 @@ import numpy as np
 
 from ppx import codec
 from ppx import messages as m
+from ppx.sparse import SparseArray
 from ppx.errors import ProtocolError
 from ppx.flatbuf import Reader
 
@@ -287,10 +288,18 @@ _by_length: dict[int, list[_Template]] = {}
 _decode_templates = 0
 
 
+def _is_sparse(message: m.Message) -> bool:
+    """Whether an Observe carries a sparse value or parameter: their layouts vary with every image."""
+    if not isinstance(message, m.Observe):
+        return False
+    return isinstance(message.value, SparseArray) or any(isinstance(p, SparseArray)
+                                                         for p in message.distribution.params)
+
+
 def encode(message: m.Message) -> bytes:
     """Exactly ``codec.encode(message)``, from a template when one of this layout was written before."""
     layout = _LAYOUTS.get(type(message))
-    if layout is None:
+    if layout is None or _is_sparse(message):
         return codec.encode(message)
     tensors = layout.tensors(message)
     key = layout.key(message, tensors)
@@ -315,7 +324,7 @@ def decode(frame: bytes) -> m.Message:
                 return template.read(frame)
     message = codec.decode(frame)
     layout = _LAYOUTS.get(type(message))
-    if layout is not None:
+    if layout is not None and not _is_sparse(message):
         _remember(frame, message, layout, candidates)
     return message
 

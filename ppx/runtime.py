@@ -25,6 +25,7 @@ import torch
 
 from ppx.distributions import as_float64_array
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG, SITE_STAGE
+from ppx.sparse import is_sparse
 
 _HANDLERS: list["Handler"] = []
 _SCOPES: list[str] = []
@@ -128,9 +129,12 @@ def observe(
     """Condition on data: the engine weighs traces by ``distribution``'s density at the observed value.
 
     ``value`` is what the simulator itself would report (optional); the engine
-    substitutes the user's observation for ``name`` when one is given.
+    substitutes the user's observation for ``name`` when one is given. A sparse
+    value (``ppx.sparse.SparseArray`` or a torch sparse COO tensor) stays sparse:
+    it travels as coordinates and values to engines with the ``sparse-tensor``
+    extension, and as a dense tensor to others.
     """
-    tensor = None if value is None else torch.as_tensor(value)
+    tensor = None if value is None else value if is_sparse(value) else torch.as_tensor(value)
     site = Site(RECORD_OBSERVE, _address(name, address), name or "", distribution, tensor)
     return _apply(site).value
 

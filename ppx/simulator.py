@@ -5,6 +5,9 @@ with the model's name and our capabilities, each Run by running the model once
 with every ``sample``/``observe``/``tag`` forwarded to the engine, and, when the
 engine negotiated the ``trace-batch`` extension, a Run for many prior traces by
 running the model locally and replying with all of them in one ``TraceBatch``.
+Sparse observed values and ``SparseNormal`` distributions go to the engine as
+they are when it negotiated the ``sparse-tensor`` extension, and densified (a
+plain Tensor, a Normal) otherwise.
 """
 
 from __future__ import annotations
@@ -16,18 +19,20 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ppx import codec, fastcodec
+from ppx import fastcodec
 from ppx import messages as m
 from ppx.batch import Record, pack
 from ppx.curve import KeyDirectory
-from ppx.distributions import as_float64_array, kind_of, to_wire
+from ppx.distributions import as_float64_array, as_wire_value, kind_of, to_plain_wire, to_wire
 from ppx.errors import ProtocolError
+from ppx.limits import MAX_BATCH_TRACES
 from ppx.runtime import Handler, Site, run_model, run_stage
+from ppx.sparse import densified
 from ppx.transport import DEFAULT_ADDRESS, Listener
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE)
+CAPABILITIES = (m.CAPABILITY_TRACE_BATCH, m.CAPABILITY_ERROR, m.CAPABILITY_STAGE, m.CAPABILITY_SPARSE)
 
 
 def as_result_array(value: Any) -> Optional[np.ndarray]:
@@ -50,6 +55,12 @@ def value_tensor(value: np.ndarray, distribution: torch.distributions.Distributi
     return tensor if tensor.dtype == dtype else tensor.to(dtype)
 
 
+def wire_distribution(distribution: torch.distributions.Distribution, sparse: bool) -> m.WireDistribution:
+    """``distribution`` as sent to an engine that did (``sparse``) or did not negotiate ``sparse-tensor``."""
+    type_id, params = to_wire(distribution)
+    return m.WireDistribution(type_id, params) if sparse else m.WireDistribution(*to_plain_wire(type_id, params))
+
+
 class _Restart(Exception):
     """The engine abandoned the current trace; carries the request that interrupted it."""
 
@@ -64,6 +75,7 @@ class _Forward(Handler):
     def __init__(self, listener: Listener, capabilities: frozenset[str], frames: fastcodec.ScalarFrames) -> None:
         self.listener = listener
         self.offers_stages = m.CAPABILITY_STAGE in capabilities
+        self.sends_sparse = m.CAPABILITY_SPARSE in capabilities
         self.frames = frames
 
     def _exchange(self, message: m.Message | bytes, expected: type) -> m.Message:
@@ -99,12 +111,13 @@ class _Forward(Handler):
         key = (site.kind, site.address, site.name, kind.type_id, site.control, site.value is None)
         return self.frames.frame(key, [tensor.item() for tensor in tensors], lambda: self._choice_message(site))
 
-    @staticmethod
-    def _choice_message(site: Site) -> m.Sample | m.Observe:
-        wire = m.WireDistribution(*to_wire(site.distribution))
+    def _choice_message(self, site: Site) -> m.Sample | m.Observe:
         if site.kind == m.RECORD_SAMPLE:
-            return m.Sample(site.address, site.name, wire, site.control)
-        value = None if site.value is None else as_float64_array(site.value)
+            return m.Sample(site.address, site.name, m.WireDistribution(*to_wire(site.distribution)), site.control)
+        wire = wire_distribution(site.distribution, self.sends_sparse)
+        value = None if site.value is None else as_wire_value(site.value)
+        if not self.sends_sparse:
+            value = densified(value)
         return m.Observe(site.address, site.name, wire, value)
 
     def _offer_stage(self, site: Site) -> tuple[np.ndarray, ...]:
@@ -118,10 +131,14 @@ class _Forward(Handler):
 
 
 class _Record(Handler):
-    """Records each site of a locally sampled prior trace; observations are simulated."""
+    """Records each site of a locally sampled prior trace; observations are simulated.
 
-    def __init__(self) -> None:
+    Sparse observed values and distributions are kept sparse when ``sparse``, else densified.
+    """
+
+    def __init__(self, sparse: bool = True) -> None:
         self.records: list[Record] = []
+        self.sparse = sparse
 
     def process(self, site: Site) -> None:
         if site.kind == m.RECORD_OBSERVE and site.value is None:
@@ -130,14 +147,19 @@ class _Record(Handler):
     def postprocess(self, site: Site) -> None:
         if site.kind == m.SITE_STAGE:
             return
-        wire = None if site.distribution is None else m.WireDistribution(*to_wire(site.distribution))
-        self.records.append(Record(site.kind, site.address, site.name, wire, as_float64_array(site.value),
-                                   site.control))
+        wire = None if site.distribution is None else wire_distribution(site.distribution, self.sparse)
+        value = as_wire_value(site.value) if site.kind == m.RECORD_OBSERVE else as_float64_array(site.value)
+        self.records.append(Record(site.kind, site.address, site.name, wire,
+                                   value if self.sparse else densified(value), site.control))
 
 
-def record_prior_trace(model: Callable[[], Any]) -> tuple[list[Record], Optional[np.ndarray]]:
-    """Run ``model`` once in this process, sampling from the prior, and return its records."""
-    with _Record() as recorder:
+def record_prior_trace(model: Callable[[], Any], sparse: bool = True) -> tuple[list[Record], Optional[np.ndarray]]:
+    """Run ``model`` once in this process, sampling from the prior, and return its records.
+
+    ``sparse=False`` densifies sparse observed values and distributions, for engines
+    without the ``sparse-tensor`` extension.
+    """
+    with _Record(sparse) as recorder:
         result = run_model(model)
     return recorder.records, as_result_array(result)
 
@@ -161,8 +183,11 @@ class _Session:
                 self._answer_once(request)
                 return
             except _Restart as restart:
-                log.warning("engine abandoned the trace with %s; starting over", type(restart.request).__name__)
                 request = restart.request
+                if isinstance(request, m.Error):
+                    log.error("%s", request.message)
+                else:
+                    log.warning("engine abandoned the trace with %s; starting over", type(request).__name__)
 
     def _reply(self, message: m.Message) -> None:
         self.listener.reply(fastcodec.encode(message))
@@ -177,7 +202,11 @@ class _Session:
         elif isinstance(request, m.Run) and request.num_traces == 0:
             self._run_forwarded()
         elif isinstance(request, m.Run) and m.CAPABILITY_TRACE_BATCH in self.capabilities:
-            self._run_batch(request.num_traces)
+            if request.num_traces > MAX_BATCH_TRACES:
+                self.refuse(f"Run.num_traces {request.num_traces} is more than the {MAX_BATCH_TRACES} "
+                            f"traces one batch may hold")
+            else:
+                self._run_batch(request.num_traces)
         else:
             self._reply(m.Reset())
 
@@ -187,6 +216,9 @@ class _Session:
                 result = run_model(self.model)
         except _Restart:
             raise
+        except ProtocolError as err:  # the engine's answer to one of the model's sites was malformed
+            self.refuse(f"malformed request during the trace: {err}")
+            return
         except Exception as err:  # the model's own failure, reported rather than fatal
             self._report(err)
             return
@@ -195,8 +227,9 @@ class _Session:
     def _run_batch(self, num_traces: int) -> None:
         traces, results = [], []
         try:
+            sparse = m.CAPABILITY_SPARSE in self.capabilities
             for _ in range(num_traces):
-                records, result = record_prior_trace(self.model)
+                records, result = record_prior_trace(self.model, sparse)
                 traces.append(records)
                 results.append(result)
         except Exception as err:
@@ -206,8 +239,16 @@ class _Session:
 
     def _report(self, err: Exception) -> None:
         log.error("model raised during a trace:\n%s", traceback.format_exc())
+        self._answer_failure(f"{type(err).__name__}: {err}")
+
+    def refuse(self, why: str) -> None:
+        """Answer a request that cannot be served, saying why where the engine understands it."""
+        log.error("refusing a request: %s", why)
+        self._answer_failure(why)
+
+    def _answer_failure(self, message: str) -> None:
         if m.CAPABILITY_ERROR in self.capabilities:
-            self._reply(m.Error(f"{type(err).__name__}: {err}"))
+            self._reply(m.Error(message))
         else:
             self._reply(m.Reset())
 
@@ -247,8 +288,7 @@ def serve(
             try:
                 request = fastcodec.decode(frame)
             except ProtocolError as err:
-                log.error("malformed request: %s", err)
-                listener.reply(codec.encode(m.Reset()))
+                session.refuse(f"malformed request: {err}")
             else:
                 session.answer(request)
             served += 1

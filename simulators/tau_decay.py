@@ -64,7 +64,6 @@ import torch
 
 import ppx
 from simulators import calorimeter
-from simulators.tau import detector
 from simulators.tau.channels import CHANNELS
 from simulators.tau.decays import decay_tau
 from simulators.tau.detector import VOXELS, ShowerStage

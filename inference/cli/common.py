@@ -47,7 +47,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, num_traces: int) ->
                         help="observed value for the observe statement NAME (repeatable; VALUE a "
                              "number or JSON list)")
     parser.add_argument("--observe-file", metavar="FILE",
-                        help="observations from a JSON object, .npz or HDF5 file (one entry per name)")
+                        help="observations from a JSON object, .npz or HDF5 file (one entry per name; in "
+                             "HDF5 a sparse image is a group of coordinates, values and shape datasets)")
     parser.add_argument("--out", metavar="PATH", help="where to write the run's output file")
     parser.add_argument("--json", action="store_true",
                         help="print the run's summary as one JSON object on stdout")

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from inference.atomic_file import OutOfSpace
 from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator, positive_int
+from inference.observations import ObservedNames
 from inference.posterior import Posterior
 from inference.trace import Trace
 from inference.trace_file import write_traces
@@ -48,19 +49,24 @@ def run(args: argparse.Namespace) -> int:
         emit(args, {"traces": 0, "out": args.out, "shards": len(shards), "shards_written": 0},
              f"all {len(shards)} shards of {args.out} are complete; nothing to draw")
         return 0
+    observed_names = ObservedNames(observations)
     started = time.perf_counter()
     total = sum(shard.num_traces for shard in missing) if shards else args.num_traces
     with open_simulator(args) as simulator, \
             tqdm(total=total, disable=args.quiet, unit="trace", desc="prior") as bar:
+        def advance(done: list[Trace]) -> None:
+            observed_names.update(done)
+            bar.update(len(done))
+
         def draw(count: int) -> list[Trace]:
-            return simulator.prior(count, observations, batch_size=args.batch_size,
-                                   on_done=lambda done: bar.update(len(done)))
+            return simulator.prior(count, observations, batch_size=args.batch_size, on_done=advance)
 
         model_name = getattr(simulator, "model_name", "")
         if shards:
             traces = _write_shards(args.out, shards, missing, draw, model_name)
         else:
             traces = _draw_to_file(args.out, args.num_traces, draw, model_name)
+        observed_names.check()
     seconds = time.perf_counter() - started
     posterior = Posterior(traces, None, engine="prior")
     summary: dict[str, Any] = posterior.summary()

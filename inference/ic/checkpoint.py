@@ -33,6 +33,7 @@ def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,
         "torch_version": str(torch.__version__),
         "config": network.config.to_dict(),
         "observation_shapes": {name: list(shape) for name, shape in network.observation_shapes.items()},
+        "sparse_observations": sorted(network.sparse_observations),
         "addresses": [vars(address).copy() for address in network.addresses],
         "state_dict": network.state_dict(),
         "optimizer": None if optimizer is None else optimizer.state_dict(),
@@ -60,7 +61,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[InferenceNetwork, dict[str
     if content.get("version") != VERSION:
         raise ValueError(f"{path} has checkpoint version {content.get('version')}, this engine reads {VERSION}")
     network = InferenceNetwork(NetworkConfig(**content["config"]),
-                               {name: tuple(shape) for name, shape in content["observation_shapes"].items()})
+                               {name: tuple(shape) for name, shape in content["observation_shapes"].items()},
+                               content.get("sparse_observations", ()))
     for address in content["addresses"]:
         network.add_address(Address(**address))
     network.load_state_dict(content["state_dict"])

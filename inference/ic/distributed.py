@@ -40,6 +40,7 @@ Launch with ``ppx train --nproc N`` on one machine, or under torchrun on many
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -63,6 +64,7 @@ from inference.ic.optim import LargeBatchConfig, make_optimizer, scaled_learning
 from inference.ic.sources import OfflineSource
 from inference.ic.train import Trainer, TrainingConfig
 from inference.trace import Trace
+from inference.trace_frames import decode_traces, encode_traces
 
 log = logging.getLogger(__name__)
 
@@ -157,21 +159,46 @@ class Group:
         self._run(what, lambda: dist.broadcast(staged, src=0))
         return staged.to(tensor.device)
 
-    def all_gather_object(self, value: Any, what: str) -> list[Any]:
-        """Every rank's ``value``, in rank order (pickled: keep it small)."""
+    def all_gather_bytes(self, payload: bytes, what: str) -> list[bytes]:
+        """Every rank's ``payload``, in rank order."""
         if self.world_size == 1:
-            return [value]
-        gathered: list[Any] = [None] * self.world_size
-        self._run(what, lambda: dist.all_gather_object(gathered, value))
-        return gathered
+            return [payload]
+        size = torch.tensor([len(payload)], dtype=torch.int64, device=self.device)
+        sizes = [torch.zeros_like(size) for _ in range(self.world_size)]
+        self._run(what, lambda: dist.all_gather(sizes, size))
+        lengths = [int(s.item()) for s in sizes]
+        padded = torch.zeros(max(lengths), dtype=torch.uint8)
+        padded[:len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+        padded = padded.to(self.device)
+        gathered = [torch.empty_like(padded) for _ in range(self.world_size)]
+        self._run(what, lambda: dist.all_gather(gathered, padded))
+        return [part[:length].cpu().numpy().tobytes() for part, length in zip(gathered, lengths)]
 
-    def broadcast_object(self, value: Any, what: str) -> Any:
-        """Rank 0's ``value`` on every rank."""
+    def broadcast_bytes(self, payload: Optional[bytes], what: str) -> bytes:
+        """Rank 0's ``payload`` on every rank (other ranks pass None)."""
         if self.world_size == 1:
-            return value
-        box = [value]
-        self._run(what, lambda: dist.broadcast_object_list(box, src=0))
-        return box[0]
+            return payload
+        size = torch.tensor([len(payload) if self.is_main else 0], dtype=torch.int64, device=self.device)
+        self._run(what, lambda: dist.broadcast(size, src=0))
+        buffer = torch.zeros(int(size.item()), dtype=torch.uint8)
+        if self.is_main:
+            buffer[:] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+        buffer = buffer.to(self.device)
+        self._run(what, lambda: dist.broadcast(buffer, src=0))
+        return buffer.cpu().numpy().tobytes()
+
+    def all_gather_json(self, value: Any, what: str) -> list[Any]:
+        """Every rank's ``value`` (numbers, strings, lists and dicts of them), in rank order.
+
+        Values travel as JSON, never pickled, even with one rank (so what works on one
+        rank works on many): a peer's bytes can describe data, not run code.
+        """
+        return [json.loads(part) for part in self.all_gather_bytes(json.dumps(value).encode(), what)]
+
+    def broadcast_json(self, value: Any, what: str) -> Any:
+        """Rank 0's ``value`` (as ``all_gather_json`` takes) on every rank."""
+        payload = json.dumps(value).encode() if self.is_main else None
+        return json.loads(self.broadcast_bytes(payload, what))
 
 
 def _backend(name: Backend) -> str:
@@ -278,7 +305,7 @@ def sharded_offline_source(paths: Sequence[str | Path], global_batch_size: int, 
     """
     source = OfflineSource(paths, local_batch_size(global_batch_size, group.world_size), seed=seed,
                            shard=group.rank, num_shards=group.world_size)
-    counts = group.all_gather_object(len(source.chunks), "counting trace chunks")
+    counts = group.all_gather_json(len(source.chunks), "counting trace chunks")
     if len(set(counts)) > 1:
         log.warning("trace chunks per rank differ (%s): ranks with fewer start their next epoch earlier",
                     counts)
@@ -354,16 +381,16 @@ class DistributedTrainer(Trainer):
 
     def _fetch_checkpoint(self, path: str) -> str:
         """A local path holding rank 0's checkpoint bytes (rank 0: ``path`` itself)."""
+        payload, problem = None, None
         if self.group.is_main:
             try:
-                payload: Any = Path(path).read_bytes()
+                payload = Path(path).read_bytes()
             except OSError as err:
-                payload = f"cannot read network checkpoint {path}: {err}"
-        else:
-            payload = None
-        payload = self.group.broadcast_object(payload, "broadcasting the checkpoint")
-        if isinstance(payload, str):
-            raise ValueError(payload)
+                problem = f"cannot read network checkpoint {path}: {err}"
+        problem = self.group.broadcast_json(problem, "broadcasting whether the checkpoint was read")
+        if problem is not None:
+            raise ValueError(problem)
+        payload = self.group.broadcast_bytes(payload, "broadcasting the checkpoint")
         if self.group.is_main:
             return path
         handle, local = tempfile.mkstemp(prefix=f"rank{self.group.rank}-", suffix=".ckpt")
@@ -380,8 +407,10 @@ class DistributedTrainer(Trainer):
         # The validation set is the concatenation, round by round, of every rank's batches:
         # the same traces, in the same order, on every rank.
         while len(self.validation) < self.config.validation_size:
-            for part in self.group.all_gather_object(self.source.next_batch(), "gathering validation traces"):
-                self.validation.extend(part)
+            frames = self.group.all_gather_bytes(encode_traces(self.source.next_batch()),
+                                                 "gathering validation traces")
+            for frame in frames:
+                self.validation.extend(decode_traces(frame))
         self.validation = self.validation[:self.config.validation_size]
         if self.network is None:
             self.network = InferenceNetwork.for_traces(self.network_config, self.validation)
@@ -407,7 +436,7 @@ class DistributedTrainer(Trainer):
         totals = self.group.all_reduce_sum(torch.tensor([len(traces), len(local)], dtype=torch.float64),
                                            "summing batch sizes")
         if totals[1] > 0:
-            gathered = self.group.all_gather_object([astuple(a) for a in local], "gathering new addresses")
+            gathered = self.group.all_gather_json([astuple(a) for a in local], "gathering new addresses")
             union: dict[str, Address] = {}
             for part in gathered:
                 for fields in part:
@@ -500,7 +529,7 @@ class DistributedTrainer(Trainer):
     def verify_replicas(self) -> None:
         """Raise unless every rank holds bit-identical weights and the same address table."""
         mine = self.replica_digest()
-        digests = self.group.all_gather_object(mine, "comparing replicas")
+        digests = self.group.all_gather_json(mine, "comparing replicas")
         if len(set(digests)) > 1:
             raise RuntimeError(f"replicas diverged after {self.progress['traces']} traces: weight digests per "
                                f"rank {[d[:12] for d in digests]}")

@@ -6,7 +6,8 @@ previous addresses and distribution kinds; a proposal head for the current
 address turns its output into a proposal distribution. Address embeddings,
 value embeddings and heads are created when an address is first seen; the
 address table is part of the checkpoint so a saved network reloads and keeps
-training.
+training. Sparse observed values (``ppx.sparse.SparseArray``) reach an embedding
+that takes them (the sparse 3D CNN) as sparse tensors, never densified.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,9 +24,11 @@ from torch import nn
 from inference.ic.config import NetworkConfig
 from inference.ic.embeddings import default_embedding, make_embedding
 from inference.ic.proposals import make_head
+from inference.sparse import SparseTensor
 from inference.trace import Choice, Trace
 from ppx.distributions import BY_NAME, KINDS
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE
+from ppx.sparse import SparseArray, densified, value_shape
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +54,24 @@ def controlled_samples(trace: Trace) -> list[Choice]:
     return [c for c in trace.choices if c.kind == RECORD_SAMPLE and c.control]
 
 
-def observed_values(trace: Trace) -> dict[str, np.ndarray]:
+def observed_values(trace: Trace) -> dict[str, np.ndarray | SparseArray]:
     """The first value observed under each name in the trace."""
-    values: dict[str, np.ndarray] = {}
+    values: dict[str, np.ndarray | SparseArray] = {}
     for choice in trace.choices:
         if choice.kind == RECORD_OBSERVE and choice.name and choice.name not in values:
             values[choice.name] = choice.value
     return values
+
+
+def sparse_observation(name: str, value: Any, shape: tuple[int, ...]) -> SparseArray:
+    """The observed ``value`` of a sparse name as a ``SparseArray`` of ``shape`` (empty when missing)."""
+    if value is None:
+        return SparseArray(np.zeros((0, len(shape)), np.int64), np.zeros(0), shape)
+    sparse = value if isinstance(value, SparseArray) else SparseArray.from_dense(value)
+    if sparse.shape != shape:
+        raise ValueError(f"observation {name!r} has shape {list(sparse.shape)}, the network was built for "
+                         f"{list(shape)}")
+    return sparse
 
 
 def prior_params(choices: Sequence[Choice], address: Address) -> tuple[torch.Tensor, ...]:
@@ -84,17 +98,27 @@ class InferenceNetwork(nn.Module):
     Args:
         config: sizes and per-name embedding choices.
         observation_shapes: the shape of each observed name's value.
+        sparse_observations: the names whose values are sparse (``SparseArray``); their
+            standardisation uses the stored entries only, and the default embedding of a
+            3D one is the sparse 3D CNN.
     """
 
-    def __init__(self, config: NetworkConfig, observation_shapes: dict[str, tuple[int, ...]]) -> None:
+    def __init__(self, config: NetworkConfig, observation_shapes: dict[str, tuple[int, ...]],
+                 sparse_observations: Iterable[str] = ()) -> None:
         super().__init__()
         if not observation_shapes:
             raise ValueError("the simulator's traces have no named observe statements to condition on")
         self.config = config
         self.observation_shapes = {name: tuple(shape) for name, shape in sorted(observation_shapes.items())}
+        self.sparse_observations = frozenset(sparse_observations)
+        unknown = sorted(self.sparse_observations - set(self.observation_shapes))
+        if unknown:
+            raise ValueError(f"sparse observations {unknown} are not among the observed names "
+                             f"{sorted(self.observation_shapes)}")
         self.observation_embeddings = nn.ModuleDict({
-            f"o{i}": make_embedding(config.embeddings.get(name, default_embedding(shape)), shape,
-                                    config.observation_dim)
+            f"o{i}": make_embedding(
+                config.embeddings.get(name, default_embedding(shape, name in self.sparse_observations)),
+                shape, config.observation_dim)
             for i, (name, shape) in enumerate(self.observation_shapes.items())
         })
         for i, shape in enumerate(self.observation_shapes.values()):
@@ -115,8 +139,10 @@ class InferenceNetwork(nn.Module):
     @classmethod
     def for_traces(cls, config: NetworkConfig, traces: Sequence[Trace]) -> "InferenceNetwork":
         """A network for the observations of ``traces``, standardised on them and knowing their addresses."""
-        shapes = {name: tuple(np.shape(value)) for name, value in observed_values(traces[0]).items()}
-        network = cls(config, shapes)
+        observed = observed_values(traces[0])
+        shapes = {name: value_shape(value) for name, value in observed.items()}
+        sparse = [name for name, value in observed.items() if isinstance(value, SparseArray)]
+        network = cls(config, shapes, sparse)
         network.standardise(traces)
         network.learn_addresses(traces)
         return network
@@ -167,10 +193,15 @@ class InferenceNetwork(nn.Module):
     # ---- pieces of the step input ----------------------------------------------------------
 
     def standardise(self, traces: Sequence[Trace]) -> None:
-        """Centre and scale each observed name's values by their mean and spread in ``traces``."""
-        for i, name in enumerate(self.observation_shapes):
-            values = np.array([np.asarray(observed_values(t)[name], dtype=np.float64)
-                               for t in traces if name in observed_values(t)])
+        """Centre and scale each observed name's values by their mean and spread in ``traces``
+        (for a sparse name, of the entries stored: the others are absent, not zero)."""
+        observed = [observed_values(t) for t in traces]
+        for i, (name, shape) in enumerate(self.observation_shapes.items()):
+            present = [values[name] for values in observed if name in values]
+            if name in self.sparse_observations:
+                values = np.concatenate([sparse_observation(name, v, shape).values for v in present] + [np.zeros(0)])
+            else:
+                values = np.array([np.asarray(densified(v), dtype=np.float64) for v in present])
             if values.size:
                 getattr(self, f"observation_mean_{i}").fill_(float(values.mean()))
                 getattr(self, f"observation_scale_{i}").fill_(float(values.std()) or 1.0)
@@ -179,14 +210,38 @@ class InferenceNetwork(nn.Module):
         """(B, observation_dim) from a batch of observation dicts (missing names are zeros)."""
         parts = []
         for i, (name, shape) in enumerate(self.observation_shapes.items()):
+            if name in self.sparse_observations:
+                parts.append(self._embed_sparse(i, name, shape, observations))
+                continue
             batch = np.zeros((len(observations),) + shape, dtype=np.float32)
             for row, values in enumerate(observations):
                 if name in values:
-                    batch[row] = np.asarray(values[name], dtype=np.float32).reshape(shape)
+                    batch[row] = np.asarray(densified(values[name]), dtype=np.float32).reshape(shape)
             standardised = (torch.from_numpy(batch) - getattr(self, f"observation_mean_{i}")) \
                 / getattr(self, f"observation_scale_{i}")
             parts.append(self.observation_embeddings[f"o{i}"](standardised))
         return self.observation_mix(torch.cat(parts, dim=1))
+
+    def _embed_sparse(self, i: int, name: str, shape: tuple[int, ...],
+                      observations: Sequence[dict[str, Any]]) -> torch.Tensor:
+        """(B, observation_dim) for a sparse name: its stored entries standardised, the rest absent.
+
+        An embedding with ``takes_sparse`` gets one ``SparseTensor`` for the batch;
+        any other gets the dense batch, zero where nothing is stored.
+        """
+        mean, scale = getattr(self, f"observation_mean_{i}"), getattr(self, f"observation_scale_{i}")
+        events = []
+        for values in observations:
+            sparse = sparse_observation(name, values.get(name), shape)
+            features = (torch.from_numpy(sparse.values).float() - mean) / scale
+            events.append((torch.from_numpy(sparse.coordinates), features))
+        embedding = self.observation_embeddings[f"o{i}"]
+        if getattr(embedding, "takes_sparse", False):
+            return embedding(SparseTensor.from_events(events, shape))
+        dense = torch.zeros((len(events),) + shape)
+        for row, (coordinates, features) in enumerate(events):
+            dense[row][tuple(coordinates.T)] = features
+        return embedding(dense)
 
     def _address_vector(self, key: Optional[str], count: int) -> torch.Tensor:
         if key is None:

@@ -77,7 +77,7 @@ def test_one_rank_is_the_single_process_trainer_exactly(branching_file, tmp_path
 class _DivergedPeer(Group):
     """A one-process stand-in for a group whose other rank holds different weights."""
 
-    def all_gather_object(self, value, what):
+    def all_gather_json(self, value, what):
         return [value, "0" * len(value)]
 
 
@@ -86,3 +86,16 @@ def test_diverged_replicas_are_reported(branching_file, tmp_path):
     trainer.group = _DivergedPeer()
     with pytest.raises(RuntimeError, match="replicas diverged after 256 traces"):
         trainer.verify_replicas()
+
+
+class _RunsCodeWhenUnpickled:
+    def __reduce__(self):
+        return (print, ("unpickled",))
+
+
+def test_ranks_exchange_json_and_trace_frames_never_pickles():
+    group = Group()
+    assert group.all_gather_json([("address", "Normal", 1, 0)], "gathering") == [[["address", "Normal", 1, 0]]]
+    assert group.broadcast_json({"error": None}, "broadcasting") == {"error": None}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        group.all_gather_json(_RunsCodeWhenUnpickled(), "gathering")

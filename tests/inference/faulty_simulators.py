@@ -2,7 +2,8 @@
 
 ``python -m tests.inference.faulty_simulators KIND --address ADDR``, KIND one of:
 ``hang-after N`` (stops answering in the middle of trace N), ``raise`` (the model
-raises), ``bad-params`` (a Normal with negative std), ``silent`` (binds and never replies),
+raises), ``bad-params`` (a Normal with negative std), ``infinite-mean`` (a Normal with
+mean inf, which pyro's own validation lets through), ``silent`` (binds and never replies),
 ``out-of-order N MESSAGE`` (the Gaussian model, but Run number N, for one trace or a
 batch, is answered with MESSAGE: ``HandshakeResult``, ``SampleResult`` or ``RunResult``).
 """
@@ -45,6 +46,10 @@ def raising():
 
 def bad_params():
     return ppx.sample(dist.Normal(torch.tensor(0.0), torch.tensor(-1.0), validate_args=False), name="x")
+
+
+def infinite_mean():
+    return ppx.sample(dist.Normal(torch.tensor(float("inf"), dtype=torch.float64), 1.0), name="x")
 
 
 WRONG_REPLIES = {
@@ -100,7 +105,7 @@ def main() -> None:
         socket.recv()
         time.sleep(3600)
     models = {"hang-after": lambda: hang_after(args.count), "raise": lambda: raising,
-              "bad-params": lambda: bad_params}
+              "bad-params": lambda: bad_params, "infinite-mean": lambda: infinite_mean}
     ppx.serve(models[args.kind](), args.address)
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
+import zmq
 
 from inference.remote import RemoteSimulator
+from ppx import codec
+from ppx import messages as m
 from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError
+from ppx.flatbuf import Writer
 
 
 @pytest.mark.parametrize("transport", ["ipc", "tcp"])
@@ -79,7 +84,7 @@ def test_model_exception_is_reported_with_its_message(start_simulator):
 def test_invalid_distribution_parameters_name_the_site(start_simulator):
     address = start_simulator("tests.inference.faulty_simulators", "ipc", "bad-params")
     with RemoteSimulator(address, timeout=5, handshake_timeout=60) as simulator:
-        with pytest.raises(ProtocolError, match=r"address 'x'.*scale"):
+        with pytest.raises(ProtocolError, match=r"address 'x'.*Normal\.stddev.*stddev = -1\.0"):
             simulator.run()
 
 
@@ -115,3 +120,84 @@ def test_ctrl_c_stops_a_served_simulator(start_simulator):
     process = start_simulator.processes[-1]
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=5) == 0
+
+
+def fake_simulator(address: str, replies: list[bytes]) -> tuple[threading.Thread, list[m.Message]]:
+    """A REP socket in a thread that answers each request with the next of ``replies`` and
+    keeps the requests it received (decoded)."""
+    received: list[m.Message] = []
+    ready = threading.Event()
+
+    def serve() -> None:
+        socket = zmq.Context.instance().socket(zmq.REP)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.RCVTIMEO, 20_000)
+        socket.bind(address)
+        ready.set()
+        try:
+            for reply in replies:
+                received.append(codec.decode(socket.recv()))
+                socket.send(reply)
+        except zmq.Again:
+            pass
+        finally:
+            socket.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    return thread, received
+
+
+def unknown_message(type_id: int) -> bytes:
+    writer = Writer()
+    return writer.finish(writer.table(octets=((0, type_id),)))
+
+
+@pytest.mark.timeout(30)  # the engine's own timeout is 60 s: this fails if it waits for it
+def test_engine_receiving_an_unknown_message_raises_at_once(tmp_path):
+    address = f"ipc://{tmp_path}/fake.sock"
+    thread, received = fake_simulator(address, [codec.encode(m.HandshakeResult("fake", "model")),
+                                                unknown_message(77)])
+    with RemoteSimulator(address, timeout=60, handshake_timeout=10) as simulator:
+        with pytest.raises(ProtocolError, match="unknown message type id 77"):
+            simulator.run()
+    thread.join(10)
+    assert [type(r) for r in received] == [m.Handshake, m.Run]  # a plain peer is not sent an Error
+
+
+@pytest.mark.timeout(30)
+def test_engine_tells_a_simulator_that_negotiated_errors_why_it_abandoned_the_trace(tmp_path):
+    address = f"ipc://{tmp_path}/fake.sock"
+    handshake = m.HandshakeResult("fake", "model", m.PROTOCOL_VERSION, (m.CAPABILITY_ERROR,))
+    thread, received = fake_simulator(address, [codec.encode(handshake), unknown_message(77),
+                                                codec.encode(m.Reset())])
+    with RemoteSimulator(address, timeout=60, handshake_timeout=10) as simulator:
+        with pytest.raises(ProtocolError, match="unknown message type id 77"):
+            simulator.run()
+    thread.join(10)
+    assert isinstance(received[-1], m.Error)
+    assert "engine abandoned the trace: unknown message type id 77" in received[-1].message
+
+
+def test_non_finite_parameters_name_the_site_in_traces_and_batches(start_simulator):
+    address = start_simulator("tests.inference.faulty_simulators", "ipc", "infinite-mean")
+    with RemoteSimulator(address, timeout=10, handshake_timeout=60) as simulator:
+        with pytest.raises(ProtocolError, match=r"Sample at address 'x' \(name 'x'\): "
+                                                r"Normal\.mean must be finite, but mean = inf"):
+            simulator.run()
+        with pytest.raises(ProtocolError, match=r"TraceBatch record 0 \(address 'x'\): "
+                                                r"Normal\.mean must be finite, but holds inf"):
+            simulator.prior(3)
+
+
+def test_observation_of_the_wrong_shape_is_refused_in_traces_and_batches(start_simulator):
+    address = start_simulator("simulators.gaussian")
+    with RemoteSimulator(address, timeout=10, handshake_timeout=60) as simulator:
+        expected = r"observation 'obs1' has shape \[2\], but the model observes shape \[\] there"
+        with pytest.raises(ValueError, match=expected):
+            simulator.run(observations={"obs1": np.array([8.0, 9.0])})
+        with pytest.raises(ValueError, match=expected):
+            simulator.prior(3, observations={"obs1": np.array([8.0, 9.0])})
+        trace = simulator.run(observations={"obs1": np.array([9.0])})  # one number, as a vector
+        assert trace.named("obs1").observed

@@ -189,3 +189,41 @@ def test_result_shapes_round_trip(shape: Optional[tuple[int, ...]]) -> None:
         assert result is None
     else:
         assert result.shape == shape
+
+
+# ---------------------------------------------------------------- sizes and values a batch may claim
+
+
+def test_tensor_above_the_element_cap_names_the_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ppx.limits.MAX_TENSOR_ELEMENTS", 10)
+    batch.validate(tag_batch(ragged(np.zeros(10), [0, 10], [2, 5], [0, 2])))
+    with pytest.raises(ProtocolError, match=r"TraceBatch\.values\[0\]: tensor shape \[3, 4\] holds 12 elements, "
+                                            r"more than the limit of 10"):
+        batch.validate(tag_batch(ragged(np.zeros(12), [0, 12], [3, 4], [0, 2])))
+
+
+def test_empty_tensor_with_absurd_extents_names_the_column() -> None:
+    with pytest.raises(ProtocolError, match=r"TraceBatch\.values\[0\]: tensor shape \[0, 2147483647, 2147483647\]"):
+        batch.validate(tag_batch(ragged([], [0, 0], [0, 2**31 - 1, 2**31 - 1], [0, 3])))
+
+
+def test_parameters_broadcasting_beyond_the_cap_name_the_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ppx.limits.MAX_TENSOR_ELEMENTS", 100)
+    small = m.WireDistribution(1, (np.zeros((10, 1)), np.ones((1, 10))))
+    wide = m.WireDistribution(1, (np.zeros((11, 1)), np.ones((1, 10))))
+    batch.validate(batch.pack([[tag("t", "", 0.0), sample("a", "", small, np.zeros((10, 10)))]], [None]))
+    broken = batch.pack([[tag("t", "", 0.0), sample("[f()+0x8]", "x", wide, np.zeros(1))]], [None])
+    with pytest.raises(ProtocolError, match=r"TraceBatch record 1 \(address '\[f\(\)\+0x8\]'\): Normal parameters "
+                                            r"\(mean, stddev\) broadcast: tensor shape \[11, 10\]"):
+        batch.unpack(codec.decode(codec.encode(broken)))
+
+
+def test_non_finite_parameters_name_the_record_and_parameter() -> None:
+    bad = m.WireDistribution(1, (np.array([0.0, 1.0]), np.array([1.0, np.inf])))
+    traced = [[sample("a", "mu", NORMAL, 0.1), tag("t", "", 1.0), observe("[g()+0x4]", "obs", bad, [0.0, 0.0])]]
+    checked = batch.pack(traced, [None])
+    batch.validate(checked)  # the layout is sound; the values are the engine's concern
+    with pytest.raises(ProtocolError, match=r"TraceBatch record 2 \(address '\[g\(\)\+0x4\]'\): "
+                                            r"Normal\.stddev must be finite, but holds inf"):
+        batch.check_finite_params(checked)
+    batch.check_finite_params(VALID)

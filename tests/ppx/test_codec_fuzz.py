@@ -1,8 +1,9 @@
-"""Fuzzing ppx.codec.decode (and ppx.batch.unpack behind it): untrusted frames may only raise ProtocolError.
+"""Fuzzing ppx.codec.decode (and what the engine does next): untrusted frames may only raise ProtocolError.
 
 Inputs are random bytes, every truncation of valid frames, and single-byte
 mutations of valid frames of every message type. Anything decoded as a
-TraceBatch is also unpacked. Any exception other than ``ProtocolError`` fails,
+TraceBatch is also unpacked, and a Sample's or Observe's distribution built
+(where ``ValueError`` is the answer to bad parameters). Any other exception fails,
 and every call must return quickly (hypothesis deadlines, a time cap per call
 in the exhaustive sweeps). Set ``PPX_FUZZ_EXAMPLES`` (default 300) for a deeper run.
 """
@@ -13,6 +14,7 @@ import dataclasses
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 from ppx import batch, codec
 from ppx import messages as m
 from ppx.batch import Record
+from ppx.distributions import KINDS, from_wire
 from ppx.errors import ProtocolError
 
 from . import plain_ppx
@@ -76,11 +79,19 @@ CORPUS_IDS = [f"{i}-{type(message).__name__}" for i, message in enumerate(CORPUS
 
 
 def decode_untrusted(frame: bytes) -> None:
-    """Decode (and unpack a TraceBatch); only ProtocolError may escape, which is swallowed."""
+    """Decode as the engine does: unpack a TraceBatch and check its parameters, build a Sample's
+    or Observe's distribution. Only ProtocolError (and ValueError from ``from_wire``) may
+    escape, which is swallowed; benchmarks/fuzz_decoder.py fuzzes the same path."""
     try:
         message = codec.decode(frame)
         if isinstance(message, m.TraceBatch):
             batch.unpack(message)
+            batch.check_finite_params(message)
+        elif isinstance(message, (m.Sample, m.Observe)):
+            try:
+                from_wire(message.distribution.type_id, message.distribution.params)
+            except ValueError:
+                pass
     except ProtocolError:
         pass
 
@@ -157,11 +168,18 @@ OVERFLOWING_SHAPE = bytes.fromhex(  # one tag whose value has shape [2**30, 2**3
 REGRESSIONS = [
     pytest.param(OVERFLOWING_SHAPE, id="trace-batch-shape-overflows-int64"),
 ]
+FUZZ_REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
+"""Crashing inputs that a fuzzer found, one file each (see its README)."""
 
 
 @pytest.mark.parametrize("frame", REGRESSIONS)
 def test_regressions(frame: bytes) -> None:
     decode_quickly(frame)
+
+
+@pytest.mark.parametrize("path", sorted(FUZZ_REGRESSIONS.glob("*.bin")), ids=lambda path: path.stem)
+def test_fuzzer_regressions(path: Path) -> None:
+    decode_quickly(path.read_bytes())
 
 
 @FUZZ
@@ -211,3 +229,12 @@ def test_mutated_random_messages(message: m.Message, data: st.DataObject) -> Non
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         frame[data.draw(st.integers(0, len(frame) - 1), label="position")] = data.draw(st.integers(0, 255))
     decode_untrusted(bytes(frame))
+
+
+def test_fuzzing_benchmark_seeds_every_message_type_with_valid_frames() -> None:
+    from benchmarks.fuzz_decoder import seed_frames  # atheris itself is imported only when fuzzing
+
+    decoded = [codec.decode(frame) for frame in seed_frames().values()]
+    assert {type(message) for message in decoded} == set(m.MESSAGE_TYPES)
+    sampled = {message.distribution.type_id for message in decoded if isinstance(message, m.Sample)}
+    assert sampled == {kind.type_id for kind in KINDS}

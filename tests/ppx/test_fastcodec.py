@@ -285,3 +285,17 @@ def test_scalar_frames_keep_no_template_for_other_shapes() -> None:
     assert frames.frame("key", [0.0], lambda: vector) == codec.encode(vector)
     scalar = m.SampleResult(np.array(2.0))
     assert frames.frame("key", [2.0], lambda: scalar) == codec.encode(scalar)
+
+
+def test_sparse_observes_take_the_general_codec_both_ways():
+    from ppx.sparse import SparseArray
+
+    image = SparseArray(np.array([[0, 1, 2], [3, 3, 3]], dtype=np.int32), np.array([1.5, 2.5]), (4, 4, 4))
+    mean = SparseArray(np.array([[0, 1, 2]], dtype=np.int32), np.array([1.0]), (4, 4, 4))
+    message = m.Observe("image", "image", m.WireDistribution(12, (mean, np.array(0.5))), image)
+    for _ in range(2):  # the second time a template would be used, if one had been kept
+        frame = fastcodec.encode(message)
+        assert frame == codec.encode(message)
+        decoded = fastcodec.decode(frame)
+        np.testing.assert_array_equal(decoded.value.values, image.values)
+        np.testing.assert_array_equal(decoded.value.coordinates, image.coordinates)

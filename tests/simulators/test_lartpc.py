@@ -9,8 +9,11 @@ import pyro.distributions as dist
 import pytest
 import torch
 
+from ppx.distributions import BY_NAME
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, RECORD_TAG
 from ppx.simulator import record_prior_trace
+from ppx.sparse import SparseArray
+from ppx.sparse_normal import SparseNormal
 from simulators import lartpc
 
 CENTRE = (50.0, 50.0, 50.0)
@@ -121,3 +124,38 @@ def test_served_simulator_answers_an_engine(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def test_sparse_model_observes_the_full_image_under_a_sparse_normal():
+    torch.manual_seed(0)
+    records, _ = record_prior_trace(lartpc.make_model(32, observe="sparse"))
+    image = records[-1]
+    assert (image.kind, image.name) == (RECORD_OBSERVE, "image")
+    assert isinstance(image.value, SparseArray) and image.value.shape == (32, 32, 32)
+    assert image.value.nnz == int(records[-2].value)  # one entry per active voxel
+    np.testing.assert_allclose(np.expm1(image.value.values).sum(), float(records[-3].value))
+    assert image.distribution.type_id == BY_NAME["SparseNormal"].type_id
+    mean, stddev = image.distribution.params
+    np.testing.assert_array_equal(mean.values, image.value.values)
+    assert float(stddev) == lartpc.SPARSE_NOISE
+
+
+def test_unknown_observation_is_refused():
+    with pytest.raises(ValueError, match="observe must be one of summary, sparse, got 'dense'"):
+        lartpc.make_model(32, observe="dense")
+
+
+def _sparse_log_likelihood(observed, primary, seed, size=32):
+    image = lartpc.sparse_image(*lartpc.deposits(primary, size, _generator(seed)), size)
+    return float(SparseNormal(image, lartpc.SPARSE_NOISE).log_prob(observed))
+
+
+@pytest.mark.parametrize("alternative", [
+    _primary("proton"), _primary("electron"), _primary("muon", vertex=(70.0, 50.0, 50.0)),
+])
+def test_the_sparse_image_prefers_the_true_latents(alternative):
+    truth = _primary("muon")
+    observed = lartpc.sparse_image(*lartpc.deposits(truth, 32, _generator(100)), 32)
+    true_fit = np.mean([_sparse_log_likelihood(observed, truth, seed) for seed in range(5)])
+    other_fit = np.mean([_sparse_log_likelihood(observed, alternative, seed) for seed in range(5)])
+    assert true_fit > other_fit + 10

@@ -15,3 +15,4 @@ class Distribution(object):
     LogNormal = 9
     Binomial = 10
     Weibull = 11
+    SparseNormal = 12

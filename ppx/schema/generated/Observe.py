@@ -70,8 +70,19 @@ class Observe(object):
             return obj
         return None
 
+    # Observe
+    def SparseValue(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            x = self._tab.Indirect(o + self._tab.Pos)
+            from ppx.schema.generated.SparseTensor import SparseTensor
+            obj = SparseTensor()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
 def ObserveStart(builder):
-    builder.StartObject(5)
+    builder.StartObject(6)
 
 def Start(builder):
     ObserveStart(builder)
@@ -105,6 +116,12 @@ def ObserveAddValue(builder, value):
 
 def AddValue(builder, value):
     ObserveAddValue(builder, value)
+
+def ObserveAddSparseValue(builder, sparseValue):
+    builder.PrependUOffsetTRelativeSlot(5, flatbuffers.number_types.UOffsetTFlags.py_type(sparseValue), 0)
+
+def AddSparseValue(builder, sparseValue):
+    ObserveAddSparseValue(builder, sparseValue)
 
 def ObserveEnd(builder):
     return builder.EndObject()

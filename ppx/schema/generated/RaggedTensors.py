@@ -136,8 +136,89 @@ class RaggedTensors(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
         return o == 0
 
+    # RaggedTensors
+    def Sparse(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint8Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 1))
+        return 0
+
+    # RaggedTensors
+    def SparseAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint8Flags, o)
+        return 0
+
+    # RaggedTensors
+    def SparseLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # RaggedTensors
+    def SparseIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        return o == 0
+
+    # RaggedTensors
+    def Coordinates(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return 0
+
+    # RaggedTensors
+    def CoordinatesAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Int32Flags, o)
+        return 0
+
+    # RaggedTensors
+    def CoordinatesLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # RaggedTensors
+    def CoordinatesIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        return o == 0
+
+    # RaggedTensors
+    def CoordinateOffsets(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Int64Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 8))
+        return 0
+
+    # RaggedTensors
+    def CoordinateOffsetsAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Int64Flags, o)
+        return 0
+
+    # RaggedTensors
+    def CoordinateOffsetsLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # RaggedTensors
+    def CoordinateOffsetsIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        return o == 0
+
 def RaggedTensorsStart(builder):
-    builder.StartObject(4)
+    builder.StartObject(7)
 
 def Start(builder):
     RaggedTensorsStart(builder)
@@ -189,6 +270,42 @@ def RaggedTensorsStartShapeOffsetsVector(builder, numElems):
 
 def StartShapeOffsetsVector(builder, numElems):
     return RaggedTensorsStartShapeOffsetsVector(builder, numElems)
+
+def RaggedTensorsAddSparse(builder, sparse):
+    builder.PrependUOffsetTRelativeSlot(4, flatbuffers.number_types.UOffsetTFlags.py_type(sparse), 0)
+
+def AddSparse(builder, sparse):
+    RaggedTensorsAddSparse(builder, sparse)
+
+def RaggedTensorsStartSparseVector(builder, numElems):
+    return builder.StartVector(1, numElems, 1)
+
+def StartSparseVector(builder, numElems):
+    return RaggedTensorsStartSparseVector(builder, numElems)
+
+def RaggedTensorsAddCoordinates(builder, coordinates):
+    builder.PrependUOffsetTRelativeSlot(5, flatbuffers.number_types.UOffsetTFlags.py_type(coordinates), 0)
+
+def AddCoordinates(builder, coordinates):
+    RaggedTensorsAddCoordinates(builder, coordinates)
+
+def RaggedTensorsStartCoordinatesVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
+
+def StartCoordinatesVector(builder, numElems):
+    return RaggedTensorsStartCoordinatesVector(builder, numElems)
+
+def RaggedTensorsAddCoordinateOffsets(builder, coordinateOffsets):
+    builder.PrependUOffsetTRelativeSlot(6, flatbuffers.number_types.UOffsetTFlags.py_type(coordinateOffsets), 0)
+
+def AddCoordinateOffsets(builder, coordinateOffsets):
+    RaggedTensorsAddCoordinateOffsets(builder, coordinateOffsets)
+
+def RaggedTensorsStartCoordinateOffsetsVector(builder, numElems):
+    return builder.StartVector(8, numElems, 8)
+
+def StartCoordinateOffsetsVector(builder, numElems):
+    return RaggedTensorsStartCoordinateOffsetsVector(builder, numElems)
 
 def RaggedTensorsEnd(builder):
     return builder.EndObject()
