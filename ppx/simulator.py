@@ -108,7 +108,7 @@ class _Forward(Handler):
         for tensor in tensors:
             if not (isinstance(tensor, torch.Tensor) and tensor.dim() == 0 and tensor.is_floating_point()):
                 return fastcodec.encode(self._choice_message(site))
-        key = (site.kind, site.address, site.name, kind.type_id, site.control, site.value is None)
+        key = (site.kind, site.address, site.name, kind.type_id, site.control, site.value is None, self.sends_sparse)
         return self.frames.frame(key, [tensor.item() for tensor in tensors], lambda: self._choice_message(site))
 
     def _choice_message(self, site: Site) -> m.Sample | m.Observe:
