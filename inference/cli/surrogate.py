@@ -26,6 +26,7 @@ _TRAINING_FLAGS = {
     "batch_size": (int, "showers per critic step (default 128)"),
     "latent_dim": (int, "generator noise size (default 64)"),
     "generator_hidden": (int, "generator width (default 256; 512 is a little more faithful and half as fast)"),
+    "generator_layers": (int, "generator depth: shared layers (default 3)"),
     "cell_pattern": (str, "how a layer's energy is spread over cells: softmax (default; data with cell noise) "
                           "or relu (exact zeros; noiseless data)"),
     "critic_hidden": (int, "critic width (default 256)"),

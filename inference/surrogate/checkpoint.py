@@ -1,7 +1,7 @@
 """Surrogate checkpoints: weights, config and versions in one file, written atomically.
 
 A checkpoint holds only tensors, numbers, strings, lists and dicts, so it loads
-with ``torch.load(weights_only=True)`` (no pickled objects). Keys (version 1)::
+with ``torch.load(weights_only=True)`` (no pickled objects). Keys (version 2)::
 
     format, version        "ppx-surrogate", 1
     versions               {"ppx-inference", "torch", "python"} that wrote it
@@ -9,11 +9,15 @@ with ``torch.load(weights_only=True)`` (no pickled objects). Keys (version 1)::
     data                   kind_names, energy_unit, layer_shapes, extent_mm,
                            num_showers, energy_range of the training showers
     conditioning           Conditioning state dict (log-energy standardisation)
+    response               ResponseModel state dict (fitted to the training showers)
     generator, critic      latest weights; generator_optimizer, critic_optimizer
     best_generator         the weights of the epoch with the lowest mean KS distance
     best                   {"epoch", "score"}
     epoch                  epochs completed
     history                one dict per epoch (losses, Wasserstein estimate, KS, seconds)
+
+Version 1 checkpoints (a generator that learned the response itself) are
+refused with a message that says to retrain.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from inference.surrogate.config import SurrogateConfig
 from inference.surrogate.geometry import Geometry
 
 FORMAT = "ppx-surrogate"
-VERSION = 1
+VERSION = 2
 
 PathLike = Union[str, os.PathLike]
 
@@ -64,7 +68,7 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint (weights only, never pickled code) and check its format.
 
     Raises:
-        ValueError: the file is not a surrogate checkpoint or is of a newer version.
+        ValueError: the file is not a surrogate checkpoint or is of another version.
         OSError: the file cannot be read.
     """
     path = os.fspath(path)
@@ -74,9 +78,13 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} is not a readable surrogate checkpoint: {err}") from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path} is not a surrogate checkpoint (no format {FORMAT!r})")
-    if checkpoint.get("version", 0) > VERSION:
-        raise ValueError(f"{path} is a version {checkpoint['version']} surrogate checkpoint, written by "
-                         f"{checkpoint.get('versions')}; this code reads versions up to {VERSION}")
+    version = checkpoint.get("version", 0)
+    if version != VERSION:
+        newer = "newer" if isinstance(version, int) and version > VERSION else "older"
+        raise ValueError(f"{path} is a version {version} surrogate checkpoint, written by "
+                         f"{checkpoint.get('versions')}; this code reads version {VERSION} only. The {newer} "
+                         f"format has a different generator: "
+                         + ("update ppx-inference" if newer == "newer" else "retrain the surrogate from its showers"))
     return checkpoint
 
 

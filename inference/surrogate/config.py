@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Mapping
 
-ARCHITECTURE_FIELDS = ("latent_dim", "generator_hidden", "cell_pattern", "critic_hidden", "cell_floor")
+ARCHITECTURE_FIELDS = ("latent_dim", "generator_hidden", "generator_layers", "cell_pattern", "cell_fluctuations",
+                       "critic_hidden", "cell_floor")
 """Fields that shape the networks: a resumed run must keep them."""
 
 
@@ -16,9 +17,12 @@ class SurrogateConfig:
     Attributes:
         latent_dim: size of the generator's noise input.
         generator_hidden: width of the generator's shared layers.
+        generator_layers: how many shared layers the generator has.
         cell_pattern: how the generator spreads a layer's energy over its cells:
             ``"softmax"`` (every cell gets a share; suits data with cell noise)
             or ``"relu"`` (missed cells get exactly nothing; noiseless data).
+        cell_fluctuations: give every cell's share independent, Poisson-like
+            sampling fluctuations whose size the generator learns per layer.
         critic_hidden: width of the critic's dense layers.
         cell_floor: cell energy, as a fraction of the incident energy, below
             which the critic's log view of a cell stops resolving it.
@@ -38,7 +42,9 @@ class SurrogateConfig:
 
     latent_dim: int = 64
     generator_hidden: int = 256
+    generator_layers: int = 3
     cell_pattern: Literal["softmax", "relu"] = "softmax"
+    cell_fluctuations: bool = True
     critic_hidden: int = 256
     cell_floor: float = 1e-5
     epochs: int = 30
@@ -54,7 +60,7 @@ class SurrogateConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("latent_dim", "generator_hidden", "critic_hidden", "epochs",
+        for name in ("latent_dim", "generator_hidden", "generator_layers", "critic_hidden", "epochs",
                      "batch_size", "critic_steps", "selection_showers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -62,6 +68,8 @@ class SurrogateConfig:
         for name in ("cell_floor", "generator_lr", "critic_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not isinstance(self.cell_fluctuations, bool):
+            raise ValueError(f"cell_fluctuations must be True or False, got {self.cell_fluctuations!r}")
         if self.cell_pattern not in ("softmax", "relu"):
             raise ValueError(f"cell_pattern must be 'softmax' or 'relu', got {self.cell_pattern!r}")
         if self.gradient_penalty < 0:

@@ -11,17 +11,20 @@ import torch
 from inference.surrogate.checkpoint import checkpoint_config, checkpoint_geometry, load_checkpoint, load_weights
 from inference.surrogate.conditioning import Conditioning
 from inference.surrogate.config import SurrogateConfig
-from inference.surrogate.generator import ShowerGenerator
 from inference.surrogate.geometry import Geometry
+from inference.surrogate.response import ResponseModel
+from inference.surrogate.sampler import ShowerSampler
 from inference.surrogate.showers_file import ShowerData
+
+SAMPLE_BATCH = 2048
+"""Showers per generator call: on one core 2,048 were 1.7 times as fast per shower as 10,000."""
 
 
 class Surrogate:
-    """The generator of a trained GAN with its conditioning, ready to sample.
+    """The response model and generator of a trained GAN with their conditioning, ready to sample.
 
     Args:
-        generator: maps (noise, condition, incident energy) to cell energies.
-        conditioning: maps (kind, energy) to the condition.
+        sampler: maps (kind, incident energy) to cell energies.
         geometry: the calorimeter layout of the output.
         kind_names: the name of each particle kind.
         energy_unit: unit of incident and cell energies.
@@ -35,11 +38,12 @@ class Surrogate:
         (2, 504)
     """
 
-    def __init__(self, generator: ShowerGenerator, conditioning: Conditioning, geometry: Geometry,
-                 kind_names: Sequence[str], energy_unit: str = "GeV",
-                 energy_range: tuple[float, float] = (0.0, float("inf"))) -> None:
-        self.generator = generator.eval()
-        self.conditioning = conditioning.eval()
+    def __init__(self, sampler: ShowerSampler, geometry: Geometry, kind_names: Sequence[str],
+                 energy_unit: str = "GeV", energy_range: tuple[float, float] = (0.0, float("inf"))) -> None:
+        if sampler.response.num_kinds != len(kind_names):
+            raise ValueError(f"the sampler knows {sampler.response.num_kinds} particle kinds, but "
+                             f"{len(kind_names)} kind names were given: {tuple(kind_names)}")
+        self.sampler = sampler.eval()
         self.geometry = geometry
         self.kind_names = tuple(kind_names)
         self.energy_unit = energy_unit
@@ -66,27 +70,24 @@ class Surrogate:
         config, geometry, data = checkpoint_config(checkpoint), checkpoint_geometry(checkpoint), checkpoint["data"]
         conditioning = Conditioning(len(data["kind_names"]))
         load_weights(conditioning, checkpoint["conditioning"], "conditioning", path)
-        generator = ShowerGenerator(geometry, conditioning.dim, config.latent_dim, config.generator_hidden,
-                                    config.cell_pattern)
-        load_weights(generator, checkpoint["best_generator" if which == "best" else "generator"], "generator", path)
-        surrogate = cls(generator, conditioning, geometry, data["kind_names"], data["energy_unit"],
-                        tuple(data["energy_range"]))
+        response = ResponseModel.from_state(checkpoint["response"])
+        sampler = ShowerSampler.from_config(config, geometry, conditioning, response)
+        load_weights(sampler.generator, checkpoint["best_generator" if which == "best" else "generator"],
+                     "generator", path)
+        surrogate = cls(sampler, geometry, data["kind_names"], data["energy_unit"], tuple(data["energy_range"]))
         surrogate.config = config
         surrogate.epoch = checkpoint["best"]["epoch"] if which == "best" else checkpoint["epoch"]
         return surrogate
 
-    @property
-    def latent_dim(self) -> int:
-        return self.generator.latent_dim
-
-    def sample(self, kinds: Any, energies: Any, *, batch_size: int = 10_000,
+    def sample(self, kinds: Any, energies: Any, *, batch_size: int = SAMPLE_BATCH,
                seed: Optional[int] = None) -> np.ndarray:
         """Showers for each (kind, energy): cell energies (N, cells) as float32, in ``energy_unit``.
 
         Args:
             kinds: (N,) particle kind indices, or one kind for all.
             energies: (N,) positive incident energies, or one energy for all.
-            batch_size: showers per generator call.
+            batch_size: showers per generator call (the default keeps a call's
+                tensors in the CPU caches; larger is slower per shower on one core).
             seed: seed of the noise (None: torch's global generator).
 
         Raises:
@@ -112,17 +113,15 @@ class Surrogate:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         noise = torch.Generator().manual_seed(seed) if seed is not None else None
         out = np.empty((count, self.geometry.num_cells), dtype=np.float32)
+        kinds_tensor = torch.from_numpy(kinds_array.astype(np.int64, copy=False))
+        energies_tensor = torch.from_numpy(energies_array.astype(np.float32))
         with torch.inference_mode():
             for start in range(0, count, batch_size):
                 stop = min(count, start + batch_size)
-                energy = torch.from_numpy(energies_array[start:stop].astype(np.float32))
-                condition = self.conditioning(torch.from_numpy(kinds_array[start:stop]), energy)
-                z = torch.randn(stop - start, self.latent_dim, generator=noise)
-                cell_noise = torch.randn(stop - start, self.geometry.num_cells, generator=noise)
-                out[start:stop] = self.generator(z, condition, energy, cell_noise).numpy()
+                out[start:stop] = self.sampler(kinds_tensor[start:stop], energies_tensor[start:stop], noise).numpy()
         return out
 
-    def sample_like(self, data: ShowerData, *, batch_size: int = 10_000, seed: Optional[int] = None) -> ShowerData:
+    def sample_like(self, data: ShowerData, *, batch_size: int = SAMPLE_BATCH, seed: Optional[int] = None) -> ShowerData:
         """Generated showers for the kinds and energies of ``data``."""
         showers = self.sample(data.kinds, data.energies, batch_size=batch_size, seed=seed)
         return ShowerData(data.kinds, data.energies, showers, self.geometry, self.kind_names,

@@ -1,8 +1,10 @@
 """Train the conditional Wasserstein GAN with gradient penalty on recorded showers.
 
-Each step trains the critic on a batch of real showers and as many generated
-ones for the same conditions; every ``critic_steps`` critic steps the generator
-takes one step. After every epoch the generator draws showers anew for held-out
+First the response model (``response.py``) is fitted to the training showers;
+the generator then learns only how a shower of a given total spreads over
+layers and cells. Each step trains the critic on a batch of real showers and
+as many generated ones for the same conditions; every ``critic_steps`` critic
+steps the generator takes one step. After every epoch the generator draws showers anew for held-out
 conditions, and the mean Kolmogorov-Smirnov distance over the shower-shape
 observables scores it; the best-scoring weights are kept apart. The checkpoint
 (weights, optimiser states, config, history) is rewritten atomically after each
@@ -31,9 +33,11 @@ from inference.surrogate.checkpoint import checkpoint_config, load_checkpoint, l
 from inference.surrogate.conditioning import Conditioning
 from inference.surrogate.config import ARCHITECTURE_FIELDS, SurrogateConfig
 from inference.surrogate.critic import ShowerCritic
-from inference.surrogate.generator import ShowerGenerator
+from inference.surrogate.mean_shape import mean_shapes
 from inference.surrogate.metrics import ks_distance
 from inference.surrogate.observables import shower_observables
+from inference.surrogate.response import ResponseModel
+from inference.surrogate.sampler import ShowerSampler
 from inference.surrogate.showers_file import ShowerData
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,7 @@ def train_surrogate(data: ShowerData, path: PathLike, *, resume: bool = False, p
     Raises:
         ValueError: invalid settings, too few showers, or a checkpoint that does
             not fit the settings or the data.
+        FloatingPointError: the losses stopped being finite (the checkpoint keeps the epoch before).
     """
     started = time.perf_counter()
     path = os.fspath(path)
@@ -91,6 +96,10 @@ def train_surrogate(data: ShowerData, path: PathLike, *, resume: bool = False, p
               desc="train") as bar:
         while run.epoch < config.epochs:
             record = run.train_epoch(bar)
+            if not all(np.isfinite(record[key]) for key in ("critic_loss", "generator_loss", "wasserstein")):
+                raise FloatingPointError(f"training diverged in epoch {run.epoch}: critic loss {record['critic_loss']}, "
+                                         f"generator loss {record['generator_loss']}; {path} keeps epoch "
+                                         f"{run.epoch - 1}. Try smaller learning rates")
             save_checkpoint(path, run.state())
             bar.set_postfix(epoch=run.epoch, W=f"{record['wasserstein']:.3g}", ks=f"{record['ks']:.3f}",
                             best=run.best["epoch"])
@@ -147,16 +156,23 @@ class _Run:
         self.kinds = torch.from_numpy(self.train_set.kinds)
         self.energies = torch.from_numpy(self.train_set.energies.astype(np.float32))
         log_energy = np.log(self.train_set.energies)
+        # The response model is not trained adversarially and is not selected on the held-out showers, so it
+        # learns from all of them: the response's fidelity is limited by the number of showers it sees.
+        self.response = ResponseModel.fit(data.kinds, data.energies,
+                                          data.showers.sum(axis=1, dtype=np.float64) / data.energies,
+                                          len(data.kind_names))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.conditioning = Conditioning(len(data.kind_names), float(log_energy.mean()),
                                              float(log_energy.std()) or 1.0)
-            self.generator = ShowerGenerator(data.geometry, self.conditioning.dim, config.latent_dim,
-                                             config.generator_hidden, config.cell_pattern)
+            self.sampler = ShowerSampler.from_config(config, data.geometry, self.conditioning, self.response)
+            self.generator = self.sampler.generator
             self.critic = ShowerCritic(data.geometry, self.conditioning.dim, config.critic_hidden,
                                        config.cell_floor)
             self.generator.set_cell_noise(_noise_width(self.train_set.showers, self.train_set.energies))
-            self.critic.set_summary_scale(self.fractions)
+            self.sampler.start_from_mean_shape(mean_shapes(self.train_set.kinds, self.train_set.energies,
+                                                           self.train_set.showers, data.geometry))
+            self.critic.set_scales(self.fractions)
         betas = (config.beta1, config.beta2)
         self.generator_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.generator_lr, betas=betas)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, betas=betas)
@@ -179,8 +195,8 @@ class _Run:
             raise ValueError(f"the checkpoint was trained on {saved['num_showers']} showers of kinds "
                              f"{tuple(saved['kind_names'])}, not on these {len(self.data)} of kinds "
                              f"{self.data.kind_names}; resume with the same data")
-        for module, key in ((self.conditioning, "conditioning"), (self.generator, "generator"),
-                            (self.critic, "critic")):
+        for module, key in ((self.conditioning, "conditioning"), (self.response, "response"),
+                            (self.generator, "generator"), (self.critic, "critic")):
             load_weights(module, checkpoint[key], key, self.path)
         self.generator_optimizer.load_state_dict(checkpoint["generator_optimizer"])
         self.critic_optimizer.load_state_dict(checkpoint["critic_optimizer"])
@@ -202,15 +218,15 @@ class _Run:
         totals = {"critic_loss": 0.0, "generator_loss": 0.0, "wasserstein": 0.0}
         counts = {"critic": 0, "generator": 0}
         for batch in torch.randperm(len(self.train_set), generator=noise).split(config.batch_size):
-            energies = self.energies[batch]
-            condition = self.conditioning(self.kinds[batch], energies)
-            critic_loss, wasserstein = self._critic_step(self.fractions[batch], condition, energies, noise)
+            kinds, energies = self.kinds[batch], self.energies[batch]
+            condition = self.conditioning(kinds, energies)
+            critic_loss, wasserstein = self._critic_step(self.fractions[batch], kinds, condition, energies, noise)
             totals["critic_loss"] += critic_loss
             totals["wasserstein"] += wasserstein
             counts["critic"] += 1
             self.critic_updates += 1
             if self.critic_updates % config.critic_steps == 0:
-                totals["generator_loss"] += self._generator_step(condition, energies, noise)
+                totals["generator_loss"] += self._generator_step(kinds, condition, energies, noise)
                 counts["generator"] += 1
             bar.update(1)
         self.epoch += 1
@@ -226,16 +242,14 @@ class _Run:
         self.history.append(record)
         return record
 
-    def _generate(self, condition: torch.Tensor, energies: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
+    def _generate(self, kinds: torch.Tensor, energies: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
         """Generated showers as fractions of the incident energy."""
-        z = torch.randn(len(condition), self.config.latent_dim, generator=noise)
-        cell_noise = torch.randn(len(condition), self.data.geometry.num_cells, generator=noise)
-        return self.generator(z, condition, energies, cell_noise) / energies.unsqueeze(1)
+        return self.sampler(kinds, energies, noise) / energies.unsqueeze(1)
 
-    def _critic_step(self, real: torch.Tensor, condition: torch.Tensor, energies: torch.Tensor,
+    def _critic_step(self, real: torch.Tensor, kinds: torch.Tensor, condition: torch.Tensor, energies: torch.Tensor,
                      noise: torch.Generator) -> tuple[float, float]:
         with torch.no_grad():
-            fake = self._generate(condition, energies, noise)
+            fake = self._generate(kinds, energies, noise)
         real_inputs, fake_inputs = self.critic.inputs(real), self.critic.inputs(fake)
         real_score, fake_score = self.critic(real_inputs, condition), self.critic(fake_inputs, condition)
         mix = torch.rand(len(real), 1, generator=noise)
@@ -250,8 +264,9 @@ class _Run:
         self.critic_optimizer.step()
         return loss.item(), wasserstein.item()
 
-    def _generator_step(self, condition: torch.Tensor, energies: torch.Tensor, noise: torch.Generator) -> float:
-        fake = self._generate(condition, energies, noise)
+    def _generator_step(self, kinds: torch.Tensor, condition: torch.Tensor, energies: torch.Tensor,
+                        noise: torch.Generator) -> float:
+        fake = self._generate(kinds, energies, noise)
         loss = -self.critic(self.critic.inputs(fake), condition).mean()
         self.generator_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -264,9 +279,8 @@ class _Run:
         self.generator.eval()
         with torch.no_grad():
             energy = torch.from_numpy(validation.energies.astype(np.float32))
-            condition = self.conditioning(torch.from_numpy(validation.kinds), energy)
             noise = torch.Generator().manual_seed(self.config.seed + 1)
-            showers = (self._generate(condition, energy, noise) * energy.unsqueeze(1)).numpy()
+            showers = self.sampler(torch.from_numpy(validation.kinds), energy, noise).numpy()
         self.generator.train()
         generated = shower_observables(showers, validation.energies, validation.geometry)
         return float(np.mean([ks_distance(self.real_observables[name], generated[name]) for name in generated]))
@@ -279,7 +293,7 @@ class _Run:
                      "layer_shapes": [list(shape) for shape in data.geometry.layer_shapes],
                      "extent_mm": list(data.geometry.extent_mm), "num_showers": len(data),
                      "energy_range": [float(data.energies.min()), float(data.energies.max())]},
-            "conditioning": self.conditioning.state_dict(),
+            "conditioning": self.conditioning.state_dict(), "response": self.response.state_dict(),
             "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
             "generator_optimizer": self.generator_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),

@@ -8,6 +8,7 @@ import torch
 
 from inference.surrogate.checkpoint import load_checkpoint
 from inference.surrogate.config import SurrogateConfig
+from inference.surrogate.response import ResponseModel
 from inference.surrogate.surrogate import Surrogate
 from inference.surrogate.train import train_surrogate
 from tests.surrogate.blobs import blob_showers
@@ -44,7 +45,35 @@ def test_checkpoint_is_weights_and_config_and_versions(showers, tmp_path, one_th
     assert set(raw["versions"]) == {"ppx-inference", "torch", "python"}
     assert SurrogateConfig.from_dict(raw["config"]) == SurrogateConfig(epochs=2, **TINY)
     assert raw["data"]["kind_names"] == list(showers.kind_names)
+    assert raw["version"] == 2 and set(raw["response"]) >= {"location", "log_scale", "bin_centers", "quantiles"}
     assert [p.name for p in tmp_path.iterdir()] == ["surrogate.pt"]  # no temporary left behind
+
+
+def test_loaded_surrogate_draws_totals_from_the_saved_response_model(showers, trained, one_thread):
+    checkpoint = load_checkpoint(trained)
+    response = ResponseModel.from_state(checkpoint["response"])
+    kinds, energies = showers.kinds, showers.energies
+    generated = Surrogate.load(trained).sample(kinds, energies, seed=7).sum(axis=1, dtype=np.float64) / energies
+    expected, _ = response.sample(torch.from_numpy(kinds), torch.from_numpy(energies.astype(np.float32)),
+                                  torch.Generator().manual_seed(7))
+    np.testing.assert_allclose(generated, expected.numpy(), rtol=1e-4, atol=1e-5)
+    # and that model is the one fitted to the training part of the showers: its responses span theirs
+    real = showers.showers.sum(axis=1) / energies
+    assert real.min() - 0.01 < generated.min() and generated.max() < real.max() + 0.01
+
+
+def test_a_version_1_checkpoint_is_refused_with_a_retrain_message(trained, tmp_path):
+    checkpoint = torch.load(trained, weights_only=True)
+    checkpoint["version"] = 1
+    del checkpoint["response"]
+    old = tmp_path / "old.pt"
+    torch.save(checkpoint, old)
+    with pytest.raises(ValueError, match="version 1 surrogate checkpoint.*retrain the surrogate"):
+        Surrogate.load(old)
+    checkpoint["version"] = 3
+    torch.save(checkpoint, old)
+    with pytest.raises(ValueError, match="version 3 .*update ppx-inference"):
+        Surrogate.load(old)
 
 
 def test_resume_continues_from_the_saved_epoch_as_if_never_stopped(showers, tmp_path, one_thread):
@@ -118,7 +147,7 @@ def test_not_a_checkpoint_is_a_value_error(tmp_path):
 
 def test_weights_that_do_not_fit_are_a_value_error(trained, tmp_path):
     checkpoint = torch.load(trained, weights_only=True)
-    checkpoint["best_generator"].pop("cells.weight")
+    checkpoint["best_generator"].pop("cells.weight")  # a generator of another architecture
     altered = tmp_path / "altered.pt"
     torch.save(checkpoint, altered)
     with pytest.raises(ValueError, match="does not fit this version's network"):
