@@ -1,4 +1,9 @@
-"""A raw pyzmq REP echo server: the floor any REQ/REP protocol on this machine can reach."""
+"""A REP echo server: the floor any REQ/REP protocol on this machine can reach.
+
+``--transport raw`` (the default) answers with bare pyzmq calls; ``--transport ppx``
+answers through ``ppx.transport.Listener``, the socket layer the simulators serve
+on, so that its cost can be told apart from the protocol's.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,18 @@ import argparse
 
 import zmq
 
+from ppx.transport import Listener
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", required=True)
+    parser.add_argument("--transport", choices=("raw", "ppx"), default="raw")
     args = parser.parse_args()
+    if args.transport == "ppx":
+        listener = Listener(args.address)
+        while True:
+            listener.reply(listener.receive())
     socket = zmq.Context.instance().socket(zmq.REP)
     socket.bind(args.address)
     while True:

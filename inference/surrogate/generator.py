@@ -7,7 +7,13 @@ that sums to one (a softmax, or with ``pattern="relu"`` a rectified pattern
 normalised to one, which gives cells the shower misses exactly nothing, for
 data without noise). The condition includes where the total lies in its
 distribution, so the shape can follow it (a pion that shows little energy
-started its shower late). On top comes electronic noise: Gaussian noise per
+started its shower late). With ``fluctuations`` (the default) every cell's share
+then moves the way a count of independent deposits would: share ``p`` becomes
+``p + sqrt(p / n) * z`` for a standard normal ``z``, cut at zero and normalised
+again, where the effective count ``n`` per layer is learned (and started from the
+data's, see ``mean_shape.py``). A softmax head alone gives smooth showers whose
+cells move together; real showers are lumpy cell by cell, which a classifier
+sees at once. On top comes electronic noise: Gaussian noise per
 cell whose width (in the unit of the energies, not scaled with the shower) is
 learned, drawn given that it sums to zero over the shower, so the total stays
 exactly the one asked for while each cell's noise keeps its width (up to a
