@@ -23,12 +23,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import warnings
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from inference.atomic_file import atomic_path
 from inference.trace import Trace
 from ppx.messages import RECORD_SAMPLE
 
@@ -549,17 +549,9 @@ class Posterior:
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write ``to_inference_data()`` to ``path`` as netCDF (h5netcdf), atomically."""
-        path = os.fspath(path)
         data = self.to_inference_data()
-        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.",
-                                             suffix=".tmp", dir=os.path.dirname(path) or ".")
-        os.close(handle)
-        try:
+        with atomic_path(path) as temporary:
             data.to_netcdf(temporary, engine="h5netcdf")
-            os.replace(temporary, path)
-        except BaseException:
-            os.remove(temporary)
-            raise
 
     @staticmethod
     def load_inference_data(path: Union[str, os.PathLike]) -> "arviz.InferenceData":

@@ -25,12 +25,12 @@ from __future__ import annotations
 import os
 import pickle
 import platform
-import tempfile
 from importlib import metadata
 from typing import Any, Union
 
 import torch
 
+from inference.atomic_file import atomic_path
 from inference.surrogate.config import SurrogateConfig
 from inference.surrogate.geometry import Geometry
 
@@ -50,18 +50,9 @@ def versions() -> dict[str, str]:
 
 
 def save_checkpoint(path: PathLike, checkpoint: dict[str, Any]) -> None:
-    """Write ``checkpoint`` to a temporary file beside ``path``, then move it onto ``path``."""
-    path = os.fspath(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                         dir=os.path.dirname(path) or ".")
-    os.close(handle)
-    try:
+    """Write ``checkpoint`` to ``path`` atomically: a reader never sees a half-written file."""
+    with atomic_path(path) as temporary:
         torch.save({"format": FORMAT, "version": VERSION, "versions": versions(), **checkpoint}, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
