@@ -1,10 +1,10 @@
 """Coverage-guided fuzzing of the PPX decoder with atheris (libFuzzer) for a fixed budget.
 
-Every input goes the way an untrusted frame goes in the engine: ``ppx.codec.decode``;
-a TraceBatch is then unpacked (validated) and its parameters checked; a Sample's or
-Observe's distribution is built with ``from_wire``. ``ProtocolError`` (and
-``ValueError`` from ``from_wire``) is the expected answer to a bad frame; any other
-exception is a crash. Crashing inputs are saved, one per distinct exception and
+Every input goes the way an untrusted frame goes in the engine,
+``ppx.untrusted.decode_and_check``: decoded, a TraceBatch unpacked (validated) and
+its parameters checked, a Sample's or Observe's distribution built.
+``ProtocolError`` is the expected answer to a bad frame; any other exception is a
+crash. Crashing inputs are saved, one per distinct exception and
 place, and fuzzing carries on; libFuzzer itself stops the run on an input that takes
 longer than ``--input-timeout`` seconds or on memory above ``--rss-limit-mb``, and
 saves that input too. The seed corpus holds a valid frame of every message type and
@@ -77,28 +77,15 @@ def _worker(libfuzzer_args: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["ppx"]):
-        from ppx import batch, codec
-        from ppx import messages as m
-        from ppx.distributions import from_wire
         from ppx.errors import ProtocolError
+        from ppx.untrusted import decode_and_check
 
     crashes = Path(os.environ[CRASHES_VARIABLE])
     seen: set[str] = {path.stem.split("-")[1] for path in crashes.glob("crash-*.bin")}
 
-    def exercise(frame: bytes) -> None:
-        message = codec.decode(frame)
-        if isinstance(message, m.TraceBatch):
-            batch.unpack(message)
-            batch.check_finite_params(message)
-        elif isinstance(message, (m.Sample, m.Observe)):
-            try:
-                from_wire(message.distribution.type_id, message.distribution.params)
-            except ValueError:
-                pass
-
     def one_input(frame: bytes) -> None:
         try:
-            exercise(frame)
+            decode_and_check(frame)
         except ProtocolError:
             pass
         except Exception as err:  # a crash: keep the input, once per exception and place

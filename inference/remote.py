@@ -22,9 +22,10 @@ from inference.trace import StageCall, Trace
 from ppx import codec, fastcodec
 from ppx import messages as m
 from ppx.batch import check_finite_params, unpack
-from ppx.distributions import BY_TYPE_ID, WireValue, from_wire, sample_shape
+from ppx.distributions import BY_TYPE_ID, WireValue, sample_shape
 from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError
 from ppx.transport import Connection
+from ppx.untrusted import distribution_of, invalid_distribution
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,6 @@ _RUN_STAGE_LOCALLY = codec.encode(m.StageResult(run_locally=True))
 _STAGE_OUTPUT_RESULT = codec.encode(m.StageOutputResult())
 
 
-def _invalid_distribution(message: m.Sample | m.Observe, err: ValueError) -> ProtocolError:
-    kind = type(message).__name__
-    return ProtocolError(f"{kind} at address {message.address!r} (name {message.name!r}): {err}")
-
-
 _TRACE_STEP = "Sample, Observe, Tag, StageRequest or RunResult"
 """What a simulator may answer in the middle of an engine-driven trace."""
 
@@ -110,10 +106,7 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
             value = draw_prior(reply.distribution) if prior_only or not reply.control else None
             distribution = proposal_log_prob = None
             if value is None:
-                try:
-                    distribution = from_wire(reply.distribution.type_id, reply.distribution.params)
-                except ValueError as err:
-                    raise _invalid_distribution(reply, err) from None
+                distribution = distribution_of(reply)
                 key = f"{reply.address}__{BY_TYPE_ID[reply.distribution.type_id].name}__" \
                       f"{trace.next_instance(reply.address)}"
                 if reply.control and controller.batched:
@@ -134,7 +127,7 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
                     shape = reply.value.shape if reply.value is not None else \
                         sample_shape(reply.distribution.type_id, reply.distribution.params)
                 except ValueError as err:
-                    raise _invalid_distribution(reply, err) from None
+                    raise invalid_distribution(reply, err) from None
                 check_observed_shape(reply.name, observed, shape, reply.address)
                 value = observed
             elif reply.value is not None:
@@ -142,10 +135,7 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
             else:
                 value = draw_prior(reply.distribution)
                 if value is None:
-                    try:
-                        value = draw_from_prior(from_wire(reply.distribution.type_id, reply.distribution.params))
-                    except ValueError as err:
-                        raise _invalid_distribution(reply, err) from None
+                    value = draw_from_prior(distribution_of(reply))
             trace.add(m.RECORD_OBSERVE, reply.address, reply.name, value, wire=reply.distribution,
                       observed=observed is not None)
             reply = fastcodec.decode((yield _OBSERVE_RESULT))

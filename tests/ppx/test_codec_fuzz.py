@@ -1,9 +1,9 @@
 """Fuzzing ppx.codec.decode (and what the engine does next): untrusted frames may only raise ProtocolError.
 
 Inputs are random bytes, every truncation of valid frames, and single-byte
-mutations of valid frames of every message type. Anything decoded as a
-TraceBatch is also unpacked, and a Sample's or Observe's distribution built
-(where ``ValueError`` is the answer to bad parameters). Any other exception fails,
+mutations of valid frames of every message type, each through
+``ppx.untrusted.decode_and_check`` (decoded, a TraceBatch unpacked and checked, a
+Sample's or Observe's distribution built). Any other exception fails,
 and every call must return quickly (hypothesis deadlines, a time cap per call
 in the exhaustive sweeps). Set ``PPX_FUZZ_EXAMPLES`` (default 300) for a deeper run.
 """
@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from ppx import batch, codec
 from ppx import messages as m
 from ppx.batch import Record
-from ppx.distributions import KINDS, from_wire
+from ppx.distributions import KINDS
 from ppx.errors import ProtocolError
+from ppx.untrusted import decode_and_check
 
 from . import plain_ppx
 from .test_codec import any_message, trace_batches
@@ -79,19 +80,9 @@ CORPUS_IDS = [f"{i}-{type(message).__name__}" for i, message in enumerate(CORPUS
 
 
 def decode_untrusted(frame: bytes) -> None:
-    """Decode as the engine does: unpack a TraceBatch and check its parameters, build a Sample's
-    or Observe's distribution. Only ProtocolError (and ValueError from ``from_wire``) may
-    escape, which is swallowed; benchmarks/fuzz_decoder.py fuzzes the same path."""
+    """Decode and check as the engine does; only ProtocolError may escape, and it is swallowed."""
     try:
-        message = codec.decode(frame)
-        if isinstance(message, m.TraceBatch):
-            batch.unpack(message)
-            batch.check_finite_params(message)
-        elif isinstance(message, (m.Sample, m.Observe)):
-            try:
-                from_wire(message.distribution.type_id, message.distribution.params)
-            except ValueError:
-                pass
+        decode_and_check(frame)
     except ProtocolError:
         pass
 
