@@ -12,39 +12,26 @@ import pytest
 from inference.cli import main
 from inference.pool import SimulatorPool
 from inference.remote import RemoteSimulator
-from ppx.curve import ENVIRONMENT_VARIABLE, create_keys
+from ppx.curve import ENVIRONMENT_VARIABLE
 from ppx.errors import AuthenticationFailed
 from ppx.transport import Connection
 
+from ..conftest import NEVER
 from .conftest import free_tcp_address
 
-NEVER = 60.0
-"""A timeout no test waits out: a refusal must be reported as such, not as a timeout."""
-
-
-@pytest.fixture(autouse=True)
-def no_inherited_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "")  # empty: CURVE off unless a test says otherwise
-
-
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return create_keys(tmp_path_factory.mktemp("curve") / "keys")
-
-
-@pytest.fixture(scope="module")
-def curve_simulator(keys: Path):
-    """The Gaussian simulator in its own process on loopback tcp, answering only engines with ``keys``."""
+def curve_simulator(curve_keys: Path):
+    """The Gaussian simulator in its own process on loopback tcp, answering only engines with ``curve_keys``."""
     address = free_tcp_address()
     process = subprocess.Popen([sys.executable, "-m", "simulators.gaussian", "--address", address,
-                                "--curve", str(keys)])
+                                "--curve", str(curve_keys)])
     yield address
     process.kill()
     process.wait()
 
 
-def test_engine_with_the_keys_runs_traces_over_tcp(curve_simulator, keys, monkeypatch):
-    monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(keys))
+def test_engine_with_the_keys_runs_traces_over_tcp(curve_simulator, curve_keys, monkeypatch):
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(curve_keys))
     with RemoteSimulator(curve_simulator, timeout=NEVER, handshake_timeout=NEVER) as simulator:
         assert [choice.name for choice in simulator.run()] == ["mu", "obs0", "obs1"]
         assert len(simulator.prior(10, batch_size=4)) == 10
@@ -55,8 +42,8 @@ def test_engine_without_keys_is_refused_with_a_clear_error(curve_simulator):
         RemoteSimulator(curve_simulator, timeout=NEVER, handshake_timeout=NEVER)
 
 
-def test_simulators_a_pool_launches_inherit_the_keys(keys, monkeypatch):
-    monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(keys))
+def test_simulators_a_pool_launches_inherit_the_keys(curve_keys, monkeypatch):
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(curve_keys))
     with SimulatorPool("python -m simulators.gaussian", workers=1, timeout=NEVER) as pool:
         assert len(pool.prior(5)) == 5
         address = pool.processes[0].args[-1]
@@ -74,9 +61,9 @@ def test_ppx_keys_writes_keys_once(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-def test_ppx_prior_curve_flag(curve_simulator, keys, capsys):
+def test_ppx_prior_curve_flag(curve_simulator, curve_keys, capsys):
     command = ["prior", "--address", curve_simulator, "-n", "5", "--json", "--quiet", "--timeout", str(NEVER)]
-    assert main([*command, "--curve", str(keys)]) == 0
+    assert main([*command, "--curve", str(curve_keys)]) == 0
     assert json.loads(capsys.readouterr().out)["traces"] == 5
     assert main(command) == 2
     assert "CURVE authentication" in capsys.readouterr().err

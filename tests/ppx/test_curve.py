@@ -20,18 +20,7 @@ from ppx.transport import Connection, Listener
 from simulators import gaussian
 from simulators._cli import serve_main
 
-NEVER = 60.0
-"""A timeout no test waits out: a refusal must be reported as such, not as a timeout."""
-
-
-@pytest.fixture(autouse=True)
-def no_inherited_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "")  # empty: CURVE off unless a test says otherwise
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return create_keys(tmp_path_factory.mktemp("curve") / "keys")
+from ..conftest import NEVER
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +71,12 @@ def test_missing_keys_are_named(tmp_path):
 
 
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])
-def test_authorised_engine_exchanges_messages(keys, tmp_path, transport):
+def test_authorised_engine_exchanges_messages(curve_keys, tmp_path, transport):
     address = endpoints(tmp_path)[["tcp", "ipc"].index(transport)]
-    listener = Listener(address, curve=keys)
+    listener = Listener(address, curve=curve_keys)
     try:
         assert listener.secured
-        with Connection(listener.bound_address, timeout=NEVER, curve=keys) as connection:
+        with Connection(listener.bound_address, timeout=NEVER, curve=curve_keys) as connection:
             connection.send(b"ping")
             assert listener.receive() == b"ping"
             listener.reply(b"pong")
@@ -102,28 +91,28 @@ def test_authorised_engine_exchanges_messages(keys, tmp_path, transport):
     ("plain engine", "CURVE authentication.*--curve DIR"),
 ])
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])
-def test_engine_the_simulator_refuses_gets_a_clear_error_not_a_wait(keys, stranger, tmp_path, case, message,
+def test_engine_the_simulator_refuses_gets_a_clear_error_not_a_wait(curve_keys, stranger, tmp_path, case, message,
                                                                     transport):
-    engine_keys = {"unauthorised engine": lambda: mixed_keys(tmp_path / "engine", stranger, keys),
-                   "wrong simulator key": lambda: mixed_keys(tmp_path / "engine", keys, stranger),
+    engine_keys = {"unauthorised engine": lambda: mixed_keys(tmp_path / "engine", stranger, curve_keys),
+                   "wrong simulator key": lambda: mixed_keys(tmp_path / "engine", curve_keys, stranger),
                    "plain engine": lambda: ""}[case]()
-    listener = Listener(endpoints(tmp_path)[["tcp", "ipc"].index(transport)], curve=keys)
+    listener = Listener(endpoints(tmp_path)[["tcp", "ipc"].index(transport)], curve=curve_keys)
     try:
         with Connection(listener.bound_address, timeout=NEVER, curve=engine_keys) as connection:
             connection.send(b"ping")
             with pytest.raises(AuthenticationFailed, match=message):
                 connection.receive()
-        with Connection(listener.bound_address, timeout=NEVER, curve=keys) as authorised:
+        with Connection(listener.bound_address, timeout=NEVER, curve=curve_keys) as authorised:
             authorised.send(b"authorised")
             assert listener.receive() == b"authorised"  # the refused request never arrived
     finally:
         listener.close()
 
 
-def test_curve_engine_is_told_when_the_simulator_does_not_use_curve(keys):
+def test_curve_engine_is_told_when_the_simulator_does_not_use_curve(curve_keys):
     listener = Listener("tcp://127.0.0.1:0")
     try:
-        with Connection(listener.bound_address, timeout=NEVER, curve=keys) as connection:
+        with Connection(listener.bound_address, timeout=NEVER, curve=curve_keys) as connection:
             connection.send(b"ping")
             with pytest.raises(AuthenticationFailed, match="does not use CURVE"):
                 connection.receive()
@@ -131,10 +120,10 @@ def test_curve_engine_is_told_when_the_simulator_does_not_use_curve(keys):
         listener.close()
 
 
-def test_timeout_with_curve_says_authentication_may_be_the_reason(keys):
-    listener = Listener("tcp://127.0.0.1:0", curve=keys)
+def test_timeout_with_curve_says_authentication_may_be_the_reason(curve_keys):
+    listener = Listener("tcp://127.0.0.1:0", curve=curve_keys)
     try:
-        with Connection(listener.bound_address, curve=keys) as connection:
+        with Connection(listener.bound_address, curve=curve_keys) as connection:
             connection.send(b"ping")
             with pytest.raises(ProtocolTimeout, match="CURVE is in use.*authentication may be the reason"):
                 connection.receive(timeout=0.2)
@@ -142,8 +131,8 @@ def test_timeout_with_curve_says_authentication_may_be_the_reason(keys):
         listener.close()
 
 
-def test_both_ends_take_the_key_directory_from_the_environment(keys, monkeypatch):
-    monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(keys))
+def test_both_ends_take_the_key_directory_from_the_environment(curve_keys, monkeypatch):
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(curve_keys))
     listener = Listener("tcp://127.0.0.1:0")
     try:
         assert listener.secured
@@ -155,30 +144,30 @@ def test_both_ends_take_the_key_directory_from_the_environment(keys, monkeypatch
         listener.close()
 
 
-def test_inproc_stays_plain(keys):
-    listener = Listener("inproc://curve-test", curve=keys)
+def test_inproc_stays_plain(curve_keys):
+    listener = Listener("inproc://curve-test", curve=curve_keys)
     try:
         assert not listener.secured
-        with Connection("inproc://curve-test", curve=keys) as connection:
+        with Connection("inproc://curve-test", curve=curve_keys) as connection:
             assert connection.keys is None
     finally:
         listener.close()
 
 
 @pytest.fixture(scope="module")
-def curve_simulator(keys: Path, tmp_path_factory: pytest.TempPathFactory):
+def curve_simulator(curve_keys: Path, tmp_path_factory: pytest.TempPathFactory):
     """The bundled Gaussian simulator in its own process, serving over ipc with CURVE."""
     address = f"ipc://{tmp_path_factory.mktemp('served')}/gaussian.sock"
     process = subprocess.Popen([sys.executable, "-m", "simulators.gaussian", "--address", address,
-                                "--curve", str(keys)])
+                                "--curve", str(curve_keys)])
     yield address
     process.kill()
     process.wait()
 
 
-def test_plain_ppx_peer_gets_nothing_from_a_curve_simulator(curve_simulator, keys):
+def test_plain_ppx_peer_gets_nothing_from_a_curve_simulator(curve_simulator, curve_keys):
     handshake = codec.encode(m.Handshake("plain-engine", 0, ()))
-    with Connection(curve_simulator, timeout=NEVER, curve=keys) as authorised:
+    with Connection(curve_simulator, timeout=NEVER, curve=curve_keys) as authorised:
         authorised.send(handshake)
         assert isinstance(codec.decode(authorised.receive()), m.HandshakeResult)
     plain = zmq.Context.instance().socket(zmq.REQ)  # as a C++ front end without CURVE would connect
