@@ -2,13 +2,13 @@
 
 Both run over ipc between two processes on this machine, in the same run: the
 measurements alternate in short slices, so that a change in the machine's load
-hits all alike. A third measurement echoes the same bytes through ppx's own
-socket layer (``ppx.transport.Connection`` and ``Listener``: timeouts, readiness
-spin, handshake monitor), so the gap between raw and engine splits into what the
-socket layer costs and what the protocol and the model cost. A Gaussian trace is four round trips (Run->Sample,
+hits all alike. A Gaussian trace is four round trips (Run->Sample,
 SampleResult->Observe, ObserveResult->Observe, ObserveResult->RunResult), with
 the engine sampling mu and both observations from their distributions as it does
-for training data.
+for training data. A third measurement echoes the same bytes through ppx's own
+socket layer (``ppx.transport.Connection`` and ``Listener``: timeouts, readiness
+spin, handshake monitor), so that the gap between raw and engine splits into what
+the socket layer costs and what the protocol and the model cost.
 
     python -m benchmarks.roundtrip [--seconds 5] [--slices 10]
 """
