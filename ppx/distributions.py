@@ -56,9 +56,6 @@ KINDS: tuple[DistributionKind, ...] = (
                      ("scale", "concentration"), False),
 )
 
-PROBABILITY_SUM_TOLERANCE = 1e-4
-"""How far Categorical probabilities from a simulator may sum from one (float32 rounding)."""
-
 EXTENSION_KINDS: tuple[DistributionKind, ...] = (
     DistributionKind(12, "SparseNormal", ("mean", "stddev"), SparseNormal, ("loc", "scale"), False,
                      sparse_params=("mean",), plain_type_id=1),
@@ -178,7 +175,11 @@ def _shown(name: str, array: np.ndarray, bad: np.ndarray) -> str:
 
 def _check_values(kind: DistributionKind, params: tuple[np.ndarray, ...]) -> None:
     """What pyro's own validation lets through or words poorly: non-finite values, Categorical
-    probabilities that are negative or do not sum to one, and Uniform bounds out of order."""
+    probabilities that are negative or all zero, and Uniform bounds out of order.
+
+    Categorical probabilities need not sum to one: like torch (and the reference engine, which
+    builds torch distributions), the engine normalises them, so a simulator may send weights.
+    """
     for name, p in zip(kind.wire_params, params):
         if not (math.isfinite(p) if p.ndim == 0 else np.isfinite(p).all()):  # scalars first: the hot path
             raise ValueError(f"{kind.name}.{name} must be finite, but {_shown(name, p, ~np.isfinite(p))}")
@@ -191,10 +192,10 @@ def _check_values(kind: DistributionKind, params: tuple[np.ndarray, ...]) -> Non
         if negative.any():
             raise ValueError(f"Categorical.probs must be non-negative, but {_shown('probs', probs, negative)}")
         totals = probs.sum(axis=-1)
-        off = np.abs(totals - 1.0) > PROBABILITY_SUM_TOLERANCE
-        if off.any():
-            raise ValueError(f"Categorical.probs must sum to one (within {PROBABILITY_SUM_TOLERANCE:g}), "
-                             f"but {_shown('sum(probs)', totals, off)}")
+        empty = ~(totals > 0)
+        if empty.any():
+            raise ValueError(f"Categorical.probs must have a positive sum (they are normalised to one), "
+                             f"but {_shown('sum(probs)', totals, empty)}")
     elif kind.name == "Uniform":
         shape = sample_shape(kind.type_id, params)
         low, high = (np.broadcast_to(p, shape) for p in params)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+import torch
 
 from ppx.distributions import BY_NAME, from_wire, oversized_broadcast, sample_shape
 
@@ -23,9 +26,9 @@ OUT_OF_SUPPORT = {
     "Uniform low above high": (wire("Uniform", 2.0, 1.0), r"Uniform\.low must be below Uniform\.high, "
                                                           r"but low = 2\.0 and high = 1\.0"),
     "Uniform low equal to high": (wire("Uniform", [0.0, 1.0], 1.0), r"low\[1\] = 1\.0 and high\[1\] = 1\.0"),
-    "probabilities not summing to one": (wire("Categorical", [0.2, 0.2]),
-                                         r"Categorical\.probs must sum to one .*sum\(probs\) = 0\.4"),
-    "one row not summing to one": (wire("Categorical", [[0.5, 0.5], [0.5, 0.7]]), r"sum\(probs\)\[1\] = 1\.2"),
+    "all-zero probabilities": (wire("Categorical", [0.0, 0.0]),
+                               r"Categorical\.probs must have a positive sum .*sum\(probs\) = 0\.0"),
+    "one all-zero row": (wire("Categorical", [[0.5, 0.5], [0.0, 0.0]]), r"sum\(probs\)\[1\] = 0\.0"),
     "negative probability": (wire("Categorical", [-0.5, 1.5]), r"non-negative, but probs\[0\] = -0\.5"),
     "no categories": (wire("Categorical", np.zeros(0)), r"one probability per category, got shape \[0\]"),
     "scalar probabilities": (wire("Categorical", 1.0), r"one probability per category, got shape \[\]"),
@@ -60,6 +63,13 @@ def test_parameters_out_of_support_name_the_parameter_and_value(description: str
 ], ids=["Normal", "Uniform", "Categorical from float32", "Categorical batch", "Poisson zero rate", "Binomial"])
 def test_valid_parameters_are_accepted(type_id: int, params: tuple[np.ndarray, ...]) -> None:
     from_wire(type_id, params)
+
+
+def test_categorical_weights_are_normalised_as_torch_does() -> None:
+    # A plain PPX simulator may send weights; the reference engine's torch Categorical normalises them.
+    categorical = from_wire(*wire("Categorical", [[1.0, 3.0], [2.0, 0.0]]))
+    assert torch.allclose(categorical.probs, torch.tensor([[0.25, 0.75], [1.0, 0.0]], dtype=torch.float64))
+    assert categorical.log_prob(torch.tensor([1.0, 0.0])).tolist() == pytest.approx([math.log(0.75), 0.0])
 
 
 def test_sample_shape_broadcasts_parameters_and_drops_the_category_axis() -> None:
