@@ -29,6 +29,7 @@ from inference.controllers import PRIOR, Controller
 from inference.remote import (Job, Observations, ProposalRequest, RemoteSimulator, Stages, answer_proposals,
                               batch_job, trace_job)
 from inference.trace import Trace
+from ppx.curve import ENVIRONMENT_VARIABLE, KeyDirectory
 from ppx.errors import ProtocolError, SimulatorError
 from ppx.transport import fresh_ipc_address
 
@@ -76,11 +77,14 @@ class SimulatorPool:
         max_restarts: give up (``ProtocolError``) after this many restarts in one pool.
         stages: surrogates by stage name, used for stages the simulators offer
             (engine-driven traces only; batched prior traces run every stage locally).
+        curve: a key directory from ``ppx keys``: the copies are launched with it as
+            ``$PPX_CURVE`` and the engine authenticates with it; None takes ``$PPX_CURVE``
+            when it is set, ``""`` means none.
     """
 
     def __init__(self, command: str | Sequence[str], workers: int = 2, *, timeout: float = 30.0,
                  startup_timeout: float = 60.0, max_restarts: int = 100,
-                 stages: Optional[Stages] = None) -> None:
+                 stages: Optional[Stages] = None, curve: Optional[KeyDirectory] = None) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.command = command
@@ -88,6 +92,7 @@ class SimulatorPool:
         self.startup_timeout = startup_timeout
         self.max_restarts = max_restarts
         self.stages = dict(stages or {})
+        self.curve = curve
         self.restarts = 0
         self.dropped = 0
         self._workers = [_Worker(i) for i in range(workers)]
@@ -102,8 +107,9 @@ class SimulatorPool:
 
     def _spawn(self, worker: _Worker) -> None:
         worker.address = fresh_ipc_address(f"ppx-worker{worker.index}")
+        environment = None if self.curve is None else {**os.environ, ENVIRONMENT_VARIABLE: os.fspath(self.curve)}
         worker.process = subprocess.Popen(simulator_argv(self.command, worker.address),
-                                          stdin=subprocess.DEVNULL, stdout=_child_stdout(),
+                                          stdin=subprocess.DEVNULL, stdout=_child_stdout(), env=environment,
                                           preexec_fn=dies_with_this_process())
 
     def _connect(self, worker: _Worker) -> None:
@@ -111,7 +117,7 @@ class SimulatorPool:
         try:
             worker.simulator = RemoteSimulator(worker.address, timeout=self.timeout,
                                                handshake_timeout=self.startup_timeout,
-                                               alive=lambda: process.poll() is None)
+                                               alive=lambda: process.poll() is None, curve=self.curve)
         except ProtocolError as err:
             command = shlex.join(simulator_argv(self.command, worker.address))
             if process.poll() is not None:

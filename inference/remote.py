@@ -24,6 +24,7 @@ from ppx import messages as m
 from ppx.batch import check_finite_params, unpack
 from ppx.distributions import BY_TYPE_ID, WireValue, sample_shape
 from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError
+from ppx.curve import KeyDirectory
 from ppx.transport import Connection
 from ppx.untrusted import distribution_of, invalid_distribution
 
@@ -182,12 +183,14 @@ class RemoteSimulator(OneTraceAtATime):
         timeout: seconds to wait for each reply before ``ProtocolTimeout``.
         handshake_timeout: seconds to wait for the first reply (a simulator
             process may still be starting).
+        curve: a key directory from ``ppx keys`` to authenticate with (tcp and ipc);
+            None takes ``$PPX_CURVE`` when it is set, ``""`` means none.
     """
 
     def __init__(self, address: str, timeout: float = 30.0, handshake_timeout: Optional[float] = None,
                  system_name: str = "ppx-engine", alive: Optional[Callable[[], bool]] = None,
-                 stages: Optional[Stages] = None) -> None:
-        self.connection = Connection(address, timeout)
+                 stages: Optional[Stages] = None, curve: Optional[KeyDirectory] = None) -> None:
+        self.connection = Connection(address, timeout, curve=curve)
         self.stages = dict(stages or {})
         self.system_name = system_name
         self.model_name = ""

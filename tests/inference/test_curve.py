@@ -37,14 +37,22 @@ def test_engine_with_the_keys_runs_traces_over_tcp(curve_simulator, curve_keys, 
         assert len(simulator.prior(10, batch_size=4)) == 10
 
 
+def test_remote_simulator_takes_the_keys_as_an_argument(curve_simulator, curve_keys):
+    with RemoteSimulator(curve_simulator, timeout=NEVER, handshake_timeout=NEVER, curve=curve_keys) as simulator:
+        assert len(simulator.prior(3)) == 3
+
+
 def test_engine_without_keys_is_refused_with_a_clear_error(curve_simulator):
     with pytest.raises(AuthenticationFailed, match=f"simulator at {curve_simulator} .*CURVE authentication"):
         RemoteSimulator(curve_simulator, timeout=NEVER, handshake_timeout=NEVER)
 
 
-def test_simulators_a_pool_launches_inherit_the_keys(curve_keys, monkeypatch):
-    monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(curve_keys))
-    with SimulatorPool("python -m simulators.gaussian", workers=1, timeout=NEVER) as pool:
+@pytest.mark.parametrize("given", ["environment", "argument"])
+def test_simulators_a_pool_launches_get_the_keys(curve_keys, monkeypatch, given):
+    if given == "environment":
+        monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(curve_keys))
+    curve = curve_keys if given == "argument" else None
+    with SimulatorPool("python -m simulators.gaussian", workers=1, timeout=NEVER, curve=curve) as pool:
         assert len(pool.prior(5)) == 5
         address = pool.processes[0].args[-1]
         with Connection(address, timeout=NEVER, curve="") as plain:  # the same ipc socket, without keys
