@@ -121,7 +121,8 @@ class Surrogate:
                 out[start:stop] = self.sampler(kinds_tensor[start:stop], energies_tensor[start:stop], noise).numpy()
         return out
 
-    def sample_like(self, data: ShowerData, *, batch_size: int = SAMPLE_BATCH, seed: Optional[int] = None) -> ShowerData:
+    def sample_like(self, data: ShowerData, *, batch_size: int = SAMPLE_BATCH,
+                    seed: Optional[int] = None) -> ShowerData:
         """Generated showers for the kinds and energies of ``data``."""
         showers = self.sample(data.kinds, data.energies, batch_size=batch_size, seed=seed)
         return ShowerData(data.kinds, data.energies, showers, self.geometry, self.kind_names,

@@ -1,15 +1,17 @@
 """Train the conditional Wasserstein GAN with gradient penalty on recorded showers.
 
-First the response model (``response.py``) is fitted to the training showers;
-the generator then learns only how a shower of a given total spreads over
-layers and cells. Each step trains the critic on a batch of real showers and
-as many generated ones for the same conditions; every ``critic_steps`` critic
-steps the generator takes one step. After every epoch the generator draws showers anew for held-out
-conditions, and the mean Kolmogorov-Smirnov distance over the shower-shape
-observables scores it; the best-scoring weights are kept apart. The checkpoint
-(weights, optimiser states, config, history) is rewritten atomically after each
-epoch, so an interrupted run resumes from its last completed epoch and, noise
-being seeded per epoch, continues as if never stopped.
+First the response model (``response.py``) is fitted to all the recorded
+showers (it is neither trained adversarially nor selected on the held-out
+ones); the generator then learns only how a shower of a given total spreads
+over layers and cells. Each step trains the critic on a batch of real showers
+and as many generated ones for the same conditions; every ``critic_steps``
+critic steps the generator takes one step. After every epoch the generator
+draws showers anew for held-out conditions, and the mean Kolmogorov-Smirnov
+distance over the shower-shape observables scores it; the best-scoring weights
+are kept apart. The checkpoint (weights, optimiser states, config, history) is
+rewritten atomically after each epoch, so an interrupted run resumes from its
+last completed epoch and, noise being seeded per epoch, continues as if never
+stopped.
 
 Example:
     >>> data = read_showers("showers.h5")                                 # doctest: +SKIP
@@ -97,9 +99,9 @@ def train_surrogate(data: ShowerData, path: PathLike, *, resume: bool = False, p
         while run.epoch < config.epochs:
             record = run.train_epoch(bar)
             if not all(np.isfinite(record[key]) for key in ("critic_loss", "generator_loss", "wasserstein")):
-                raise FloatingPointError(f"training diverged in epoch {run.epoch}: critic loss {record['critic_loss']}, "
-                                         f"generator loss {record['generator_loss']}; {path} keeps epoch "
-                                         f"{run.epoch - 1}. Try smaller learning rates")
+                raise FloatingPointError(f"training diverged in epoch {run.epoch}: critic loss "
+                                         f"{record['critic_loss']}, generator loss {record['generator_loss']}; "
+                                         f"{path} keeps epoch {run.epoch - 1}. Try smaller learning rates")
             save_checkpoint(path, run.state())
             bar.set_postfix(epoch=run.epoch, W=f"{record['wasserstein']:.3g}", ks=f"{record['ks']:.3f}",
                             best=run.best["epoch"])
