@@ -29,6 +29,7 @@ from inference.controllers import PRIOR, Controller
 from inference.remote import (Job, Observations, ProposalRequest, RemoteSimulator, Stages, answer_proposals,
                               batch_job, trace_job)
 from inference.trace import Trace
+from ppx.channel import channel_path
 from ppx.curve import ENVIRONMENT_VARIABLE, KeyDirectory
 from ppx.errors import ProtocolError, SimulatorError
 from ppx.transport import fresh_ipc_address
@@ -61,6 +62,7 @@ class _Worker:
         self.simulator: Optional[RemoteSimulator] = None
         self.job: Optional[Job] = None
         self.job_index = -1
+        self.polled: object = None
         self.deadline = 0.0
         self.address = ""
 
@@ -142,9 +144,10 @@ class SimulatorPool:
         if worker.process is not None and worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
-        if worker.address.startswith("ipc://"):  # a killed simulator leaves its socket file
-            with contextlib.suppress(OSError):
-                os.unlink(worker.address[len("ipc://"):])
+        if worker.address.startswith("ipc://"):  # a killed simulator leaves its socket files
+            for path in (worker.address[len("ipc://"):], channel_path(worker.address)):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
     @property
     def workers(self) -> int:
@@ -176,15 +179,16 @@ class SimulatorPool:
             worker.job, worker.job_index = jobs[index](), index
             worker.simulator.connection.send(next(worker.job))
             worker.deadline = time.monotonic() + self.timeout
-            busy[worker.simulator.connection.socket] = worker
-            poller.register(worker.simulator.connection.socket, zmq.POLLIN)
+            # Kept, as a reset connection no longer knows what it was polled by.
+            worker.polled = worker.simulator.connection.socket
+            busy[worker.polled] = worker
+            poller.register(worker.polled, zmq.POLLIN)
 
         def release(worker: _Worker) -> None:
-            socket = worker.simulator.connection.socket if worker.simulator else None
-            if socket in busy:
-                poller.unregister(socket)
-                del busy[socket]
-            worker.job = None
+            if worker.polled in busy:
+                poller.unregister(worker.polled)
+                del busy[worker.polled]
+            worker.job = worker.polled = None
 
         def drop_and_restart(worker: _Worker, why: str) -> None:
             """Drop the worker's partial trace, restart its copy and run the job again first."""
@@ -202,9 +206,8 @@ class SimulatorPool:
                 waiting: list[tuple[_Worker, ProposalRequest]] = []
                 for socket, _ in poller.poll(200):
                     worker = busy[socket]
-                    reply = worker.simulator.connection.receive(0)
                     try:
-                        frame = worker.job.send(reply)
+                        frame = worker.job.send(worker.simulator.connection.receive(0))
                     except StopIteration as done:
                         results[worker.job_index] = done.value
                         release(worker)

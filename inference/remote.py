@@ -25,7 +25,8 @@ from ppx.batch import check_finite_params, unpack
 from ppx.distributions import BY_TYPE_ID, WireValue, sample_shape
 from ppx.errors import ProtocolError, ProtocolTimeout, SimulatorError
 from ppx.curve import KeyDirectory
-from ppx.transport import Connection
+from ppx.channel import ChannelConnection, channel_path
+from ppx.transport import MAX_FRAME_BYTES, Connection
 from ppx.untrusted import distribution_of, invalid_distribution
 
 log = logging.getLogger(__name__)
@@ -185,12 +186,16 @@ class RemoteSimulator(OneTraceAtATime):
             process may still be starting).
         curve: a key directory from ``ppx keys`` to authenticate with (tcp and ipc);
             None takes ``$PPX_CURVE`` when it is set, ``""`` means none.
+        local_channel: offer the ``local-channel`` extension (``ppx.channel``) to an ipc
+            simulator without CURVE; False keeps every request on the ZeroMQ socket.
     """
 
     def __init__(self, address: str, timeout: float = 30.0, handshake_timeout: Optional[float] = None,
                  system_name: str = "ppx-engine", alive: Optional[Callable[[], bool]] = None,
-                 stages: Optional[Stages] = None, curve: Optional[KeyDirectory] = None) -> None:
-        self.connection = Connection(address, timeout, curve=curve)
+                 stages: Optional[Stages] = None, curve: Optional[KeyDirectory] = None,
+                 local_channel: bool = True) -> None:
+        self.connection: Connection | ChannelConnection = Connection(address, timeout, curve=curve)
+        self.local_channel = local_channel
         self.stages = dict(stages or {})
         self.system_name = system_name
         self.model_name = ""
@@ -216,7 +221,7 @@ class RemoteSimulator(OneTraceAtATime):
         limit = self.connection.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         self.connection.send(codec.encode(
-            m.Handshake(self.system_name, m.PROTOCOL_VERSION, ENGINE_CAPABILITIES)))
+            m.Handshake(self.system_name, m.PROTOCOL_VERSION, self._offered_capabilities())))
         while not self.connection.poll(min(0.1, max(0.0, deadline - time.monotonic()))):
             if alive is not None and not alive():
                 raise ProtocolError(f"simulator for {self.address} exited before answering the Handshake")
@@ -228,15 +233,34 @@ class RemoteSimulator(OneTraceAtATime):
         if not isinstance(reply, m.HandshakeResult):
             raise _unexpected(reply, "HandshakeResult", "to the Handshake")
         self.absorb_handshake(reply)
+        if m.CAPABILITY_LOCAL_CHANNEL in self.capabilities:
+            self._open_channel()
+
+    def _offered_capabilities(self) -> tuple[str, ...]:
+        # A channel bypasses CURVE, so a secured connection never offers one.
+        local = self.local_channel and channel_path(self.address) is not None and self.connection.keys is None
+        return ENGINE_CAPABILITIES + ((m.CAPABILITY_LOCAL_CHANNEL,) if local else ())
 
     def absorb_handshake(self, reply: m.HandshakeResult) -> None:
         self.model_name = reply.model_name
         self.peer_system_name = reply.system_name
         self.peer_version = reply.protocol_version
-        ours = frozenset(ENGINE_CAPABILITIES)
+        ours = frozenset(self._offered_capabilities())
         self.capabilities = ours & frozenset(reply.capabilities) if reply.protocol_version >= 1 else frozenset()
         log.info("connected to %s (%s, PPX extensions v%d: %s)", self.model_name, self.peer_system_name,
                  self.peer_version, ", ".join(sorted(self.capabilities)) or "none")
+
+    def _open_channel(self) -> None:
+        """Carry every further request over the simulator's local channel; stay on the ipc
+        endpoint if it cannot be opened."""
+        try:
+            channel = ChannelConnection(self.address, self.connection.timeout, MAX_FRAME_BYTES)
+        except ProtocolError as err:
+            log.warning("%s; staying on the ipc endpoint", err)
+            self.capabilities -= {m.CAPABILITY_LOCAL_CHANNEL}
+            return
+        self.connection.close()
+        self.connection = channel
 
     @property
     def supports_batches(self) -> bool:

@@ -25,6 +25,8 @@ CAPABILITY_ERROR = "error"
 CAPABILITY_STAGE = "stage"
 CAPABILITY_SPARSE = "sparse-tensor"
 """Observed values and distribution parameters may travel as ``SparseTensor`` tables."""
+CAPABILITY_LOCAL_CHANNEL = "local-channel"
+"""After the Handshake, requests travel over a Unix socket beside the ipc endpoint (``ppx.channel``)."""
 
 
 @dataclass(frozen=True, eq=False)

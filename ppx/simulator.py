@@ -168,12 +168,13 @@ class _Session:
     """State of one served simulator: its socket, model and what the engine negotiated."""
 
     def __init__(self, model: Callable[[], Any], listener: Listener, model_name: str,
-                 system_name: str) -> None:
+                 system_name: str, offered: tuple[str, ...] = CAPABILITIES) -> None:
         self.model = model
         self.listener = listener
         self.model_name = model_name
         self.system_name = system_name
         self.capabilities: frozenset[str] = frozenset()
+        self.offered = offered
         self.frames = fastcodec.ScalarFrames()
 
     def answer(self, request: m.Message) -> None:
@@ -195,10 +196,10 @@ class _Session:
     def _answer_once(self, request: m.Message) -> None:
         if isinstance(request, m.Handshake):
             if request.protocol_version >= 1:
-                self.capabilities = frozenset(request.capabilities) & frozenset(CAPABILITIES)
+                self.capabilities = frozenset(request.capabilities) & frozenset(self.offered)
             else:
                 self.capabilities = frozenset()
-            self._reply(m.HandshakeResult(self.system_name, self.model_name, m.PROTOCOL_VERSION, CAPABILITIES))
+            self._reply(m.HandshakeResult(self.system_name, self.model_name, m.PROTOCOL_VERSION, self.offered))
         elif isinstance(request, m.Run) and request.num_traces == 0:
             self._run_forwarded()
         elif isinstance(request, m.Run) and m.CAPABILITY_TRACE_BATCH in self.capabilities:
@@ -275,8 +276,9 @@ def serve(
         curve: a key directory from ``ppx keys``: answer only engines whose CURVE keys
             it authorises (tcp and ipc); None takes ``$PPX_CURVE`` when it is set.
     """
-    listener = Listener(address, curve=curve)
-    session = _Session(model, listener, model_name or getattr(model, "__name__", "model"), system_name)
+    listener = Listener(address, curve=curve, channel=True)
+    offered = CAPABILITIES + ((m.CAPABILITY_LOCAL_CHANNEL,) if listener.channel_path else ())
+    session = _Session(model, listener, model_name or getattr(model, "__name__", "model"), system_name, offered)
     log.info("serving %s on %s%s", session.model_name, listener.bound_address,
              " (CURVE: authorised engines only)" if listener.secured else "")
     if on_ready is not None:

@@ -25,9 +25,11 @@ from typing import Optional
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from ppx.channel import ChannelServer, channel_path
 from ppx.curve import (HANDSHAKE_FAILURES, EngineKeys, KeyDirectory, handshake_refusal, key_directory,
                        secure_simulator_socket, secures)
 from ppx.errors import AuthenticationFailed, ProtocolError, ProtocolTimeout
+from ppx.spin import CHANNEL_SPIN_WEIGHT, Spinner
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,6 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 MAX_FRAME_BYTES = 1 << 31
 """Frames above this size are refused by the socket (a peer claiming absurd sizes)."""
 _SIGNAL_CHECK_MS = 100
-SPIN_SECONDS = 500e-6
-"""How long a receive checks for a message before sleeping in the kernel."""
 
 
 def check_address(address: str) -> str:
@@ -56,49 +56,6 @@ def fresh_ipc_address(prefix: str = "ppx") -> str:
 
 
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: pyzmq's enums cost microseconds per use
-
-
-class _Spinner:
-    """Checks for a message without sleeping, for as long as that pays.
-
-    A reply that arrives within a round trip's usual span is picked up without the
-    process going to sleep and paying the scheduler's wake-up latency. That holds
-    while the process has a core to itself: on a machine with more runnable
-    processes than cores, a spinning process uses up its share of the CPU and then
-    waits for the scheduler, far longer than a wake-up. So a spin during which the
-    process lost its core (its wall time ran ahead of its CPU time by more than
-    ``LOST_SECONDS``) turns spinning off for ``PAUSE_SECONDS``; receives then sleep at
-    once, and spinning is tried again afterwards.
-    """
-
-    LOST_SECONDS = 100e-6
-    PAUSE_SECONDS = 1.0
-
-    def __init__(self, seconds: float = SPIN_SECONDS) -> None:
-        self.seconds = seconds
-        self.paused_until = 0.0
-
-    def wait(self, socket: zmq.Socket) -> bool:
-        """True once a message is waiting on ``socket``; False if none came while spinning."""
-        events = socket.getsockopt  # reading ZMQ_EVENTS is the cheapest readiness check pyzmq has
-        if events(_EVENTS) & _POLLIN:
-            return True
-        started = time.perf_counter()
-        if started < self.paused_until:
-            return False
-        cpu_started = time.thread_time()
-        deadline = started + self.seconds
-        while True:
-            if events(_EVENTS) & _POLLIN:
-                ready = True
-                break
-            if time.perf_counter() >= deadline:
-                ready = False
-                break
-        ended = time.perf_counter()
-        if (ended - started) - (time.thread_time() - cpu_started) > self.LOST_SECONDS:
-            self.paused_until = ended + self.PAUSE_SECONDS
-        return ready
 
 
 def _context() -> zmq.Context:
@@ -122,7 +79,7 @@ class Connection:
         self.keys = EngineKeys(directory) if directory is not None else None
         self._socket: Optional[zmq.Socket] = None
         self._awaiting = False
-        self._spinner = _Spinner()
+        self._spinner = Spinner()
         self._open()
 
     def _open(self) -> None:
@@ -191,7 +148,7 @@ class Connection:
                 self.reset()
                 raise AuthenticationFailed(refusal)
 
-    def receive(self, timeout: Optional[float] = None, waiting_for: str = "a reply") -> bytes:
+    def receive(self, timeout: Optional[float] = None, waiting_for: str = "reply") -> bytes:
         """The reply to the last request; after ``timeout`` seconds the socket is reset and
         ``ProtocolTimeout`` raised."""
         socket = self._socket
@@ -209,7 +166,7 @@ class Connection:
         self._awaiting = False
         return frame
 
-    def request(self, frame: bytes, waiting_for: str = "a reply") -> bytes:
+    def request(self, frame: bytes, waiting_for: str = "reply") -> bytes:
         self.send(frame)
         return self.receive(waiting_for=waiting_for)
 
@@ -233,22 +190,28 @@ class Connection:
 
 
 class Listener:
-    """The simulator's REP socket, bound to one endpoint.
+    """The simulator's REP socket, bound to one endpoint, and optionally its local channel.
 
     Args:
         address: the endpoint to bind.
         curve: a key directory from ``ppx keys``: only the engines it authorises get
             through (tcp and ipc); None takes ``$PPX_CURVE`` when it is set.
+        channel: also listen on a local channel (``ppx.channel``) beside an ipc endpoint
+            without CURVE; ``channel_path`` says whether one is open.
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, curve: Optional[KeyDirectory] = None) -> None:
+    def __init__(self, address: str = DEFAULT_ADDRESS, curve: Optional[KeyDirectory] = None,
+                 channel: bool = False) -> None:
         self.address = check_address(address)
         directory = key_directory(curve) if secures(self.address) else None
         # A context has one authentication handler, so a secured socket gets a context of its own.
         self.secured = directory is not None
         self._context = zmq.Context() if self.secured else _context()
         self._authenticator = None
-        self._spinner = _Spinner()
+        self._channel: Optional[ChannelServer] = None
+        self._replying_on_channel = False
+        self._spinner = Spinner()
+        self._channel_spinner = Spinner(weight=CHANNEL_SPIN_WEIGHT)
         self._socket = self._context.socket(zmq.REP)
         socket = self._socket
         socket.setsockopt(zmq.LINGER, 0)
@@ -264,6 +227,17 @@ class Listener:
             self._release()
             raise
         self.bound_address = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        path = channel_path(self.address) if channel and not self.secured else None
+        if path is not None:
+            try:
+                self._channel = ChannelServer(path, MAX_FRAME_BYTES)
+            except OSError as err:  # the engine falls back to the ipc endpoint
+                log.warning("no local channel beside %s (%s); serving on the endpoint alone", self.address, err)
+
+    @property
+    def channel_path(self) -> Optional[str]:
+        """Where the local channel listens, or None when there is none."""
+        return None if self._channel is None else self._channel.path
 
     def receive(self) -> bytes:
         """The next request, waiting as long as it takes.
@@ -271,6 +245,8 @@ class Listener:
         The wait is cut into short polls so that Ctrl-C and SIGTERM handlers run
         promptly even when the signal lands on one of ZeroMQ's threads.
         """
+        if self._channel is not None:
+            return self._receive_either()
         socket = self._socket
         if not self._spinner.wait(socket):
             waiting = [(socket, _POLLIN)]  # zmq_poll itself: Socket.poll builds a Poller per call
@@ -278,11 +254,41 @@ class Listener:
                 pass
         return socket.recv()
 
+    def _receive_either(self) -> bytes:
+        """The next request from the REP socket or the channel; the reply goes back the same way.
+        While an engine is on the channel, its next request is spun for as the REP socket's is."""
+        socket, channel = self._socket, self._channel
+        while True:
+            current = channel.current
+            if current is not None:
+                if self._channel_spinner.wait_for(channel.current_readable):
+                    frame = channel.read(current)
+                    if frame is not None:
+                        self._replying_on_channel = True
+                        return frame
+                    continue
+            elif self._spinner.wait(socket):
+                self._replying_on_channel = False
+                return socket.recv()
+            for item, _ in zmq.zmq_poll([(socket, _POLLIN)] + channel.poll_items(), _SIGNAL_CHECK_MS):
+                if item is socket:
+                    self._replying_on_channel = False
+                    return socket.recv()
+                frame = channel.take(item)
+                if frame is not None:
+                    self._replying_on_channel = True
+                    return frame
+
     def reply(self, frame: bytes) -> None:
-        self._socket.send(frame, copy=len(frame) < 65536)
+        if self._replying_on_channel:
+            self._channel.reply(frame)
+        else:
+            self._socket.send(frame, copy=len(frame) < 65536)
 
     def _release(self) -> None:
         self._socket.close(linger=0)
+        if self._channel is not None:
+            self._channel.close()
         if self._authenticator is not None:
             self._authenticator.stop()
         if self.secured:

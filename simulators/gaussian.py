@@ -15,12 +15,15 @@ import torch
 import ppx
 
 PRIOR_MEAN, PRIOR_STD, NOISE_STD = 1.0, math.sqrt(5.0), math.sqrt(2.0)
+# Built once: constructing (and checking) a distribution and its tensors costs more than
+# a step-by-step round trip's protocol work.
+PRIOR = dist.Normal(torch.tensor(PRIOR_MEAN, dtype=torch.float64), torch.tensor(PRIOR_STD, dtype=torch.float64))
+NOISE_SCALE = torch.tensor(NOISE_STD, dtype=torch.float64)
 
 
 def model() -> torch.Tensor:
-    mu = ppx.sample(dist.Normal(torch.tensor(PRIOR_MEAN, dtype=torch.float64),
-                                torch.tensor(PRIOR_STD, dtype=torch.float64)), name="mu")
-    likelihood = dist.Normal(mu, torch.tensor(NOISE_STD, dtype=torch.float64))
+    mu = ppx.sample(PRIOR, name="mu")
+    likelihood = dist.Normal(mu, NOISE_SCALE)
     ppx.observe(likelihood, name="obs0")
     ppx.observe(likelihood, name="obs1")
     return mu

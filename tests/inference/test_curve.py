@@ -54,6 +54,8 @@ def test_simulators_a_pool_launches_get_the_keys(curve_keys, monkeypatch, given)
     curve = curve_keys if given == "argument" else None
     with SimulatorPool("python -m simulators.gaussian", workers=1, timeout=NEVER, curve=curve) as pool:
         assert len(pool.prior(5)) == 5
+        # The local channel would bypass CURVE, so secured copies stay on their ZeroMQ sockets.
+        assert type(pool._workers[0].simulator.connection) is Connection
         address = pool.processes[0].args[-1]
         with Connection(address, timeout=NEVER, curve="") as plain:  # the same ipc socket, without keys
             plain.send(b"not authenticated")

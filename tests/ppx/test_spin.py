@@ -1,4 +1,4 @@
-"""ppx.transport's receive spin: it sees waiting messages, and stops spinning once a spin lost its core."""
+"""The receive spin (ppx.spin): it sees waiting messages, and stops spinning once a spin lost its core."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Iterator
 import pytest
 import zmq
 
-from ppx.transport import Connection, Listener, _Spinner
+from ppx.spin import CHANNEL_SPIN_WEIGHT, Spinner
+from ppx.transport import Connection, Listener
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def pair() -> Iterator[tuple[zmq.Socket, zmq.Socket]]:
 
 def test_a_waiting_message_is_seen(pair) -> None:
     sender, receiver = pair
-    spinner = _Spinner(seconds=0.0)
+    spinner = Spinner(seconds=0.0)
     sender.send(b"x")
     deadline = time.monotonic() + 5
     while not spinner.wait(receiver):  # inproc delivery is asynchronous
@@ -40,12 +41,12 @@ def test_a_waiting_message_is_seen(pair) -> None:
 
 def test_no_message_means_false_after_the_spin(pair) -> None:
     _, receiver = pair
-    assert _Spinner(seconds=1e-4).wait(receiver) is False
+    assert Spinner(seconds=1e-4).wait(receiver) is False
 
 
 def test_a_spin_that_lost_its_core_pauses_spinning(pair) -> None:
     _, receiver = pair
-    spinner = _Spinner(seconds=1e-4)
+    spinner = Spinner(seconds=1e-4)
     spinner.LOST_SECONDS = -1.0  # count every spin as having lost its core
     spinner.wait(receiver)
     assert spinner.paused_until > time.perf_counter()
@@ -53,9 +54,32 @@ def test_a_spin_that_lost_its_core_pauses_spinning(pair) -> None:
     assert spinner.wait(receiver) is False
 
 
+def test_on_the_channel_two_lost_spins_close_together_pause_spinning() -> None:
+    spinner = Spinner(seconds=1e-4, weight=CHANNEL_SPIN_WEIGHT)
+    spinner.LOST_SECONDS = -1.0
+    spinner.wait_for(lambda: False)
+    assert spinner.paused_until == 0.0
+    spinner.LOST_SECONDS = float("inf")
+    for _ in range(2):
+        spinner.wait_for(lambda: False)
+    spinner.LOST_SECONDS = -1.0  # the fourth spin loses its core too
+    spinner.wait_for(lambda: False)
+    assert spinner.paused_until > time.perf_counter()
+    spinner.seconds = 60.0  # were it still spinning, the next wait would take a minute
+    assert spinner.wait_for(lambda: False) is False
+
+
+def test_on_the_channel_a_lost_spin_now_and_then_keeps_spinning() -> None:
+    spinner = Spinner(seconds=1e-4, weight=CHANNEL_SPIN_WEIGHT)
+    for spin in range(100):
+        spinner.LOST_SECONDS = -1.0 if spin % 10 == 0 else float("inf")  # one in ten loses its core
+        spinner.wait_for(lambda: False)
+    assert spinner.paused_until == 0.0
+
+
 def test_a_spin_that_kept_its_core_keeps_spinning(pair) -> None:
     _, receiver = pair
-    spinner = _Spinner(seconds=1e-4)
+    spinner = Spinner(seconds=1e-4)
     spinner.LOST_SECONDS = float("inf")
     spinner.wait(receiver)
     assert spinner.paused_until == 0.0
