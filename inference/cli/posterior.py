@@ -27,7 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--burn-in", type=int, help="MCMC steps discarded per chain (default a tenth)")
     parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th MCMC step (default 1)")
     parser.add_argument("--step-scale", type=float, default=0.5,
-                        help="RMH random-walk step in prior standard deviations (default 0.5)")
+                        help="RMH random-walk step in prior standard deviations, where each site's step "
+                             "starts before burn-in tunes it (default 0.5)")
+    parser.add_argument("--no-adapt", dest="adapt", action="store_false",
+                        help="keep every RMH step at --step-scale instead of tuning it during burn-in")
     parser.set_defaults(run=run)
 
 
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             posterior = metropolis_hastings(simulator, args.num_traces, observations, kernel=args.engine,
                                             chains=args.chains, burn_in=args.burn_in, thin=args.thin,
-                                            scale=args.step_scale, seed=args.seed, progress=not args.quiet)
+                                            scale=args.step_scale, adapt=args.adapt, seed=args.seed,
+                                            progress=not args.quiet)
         dropped = getattr(simulator, "dropped", 0)
     seconds = time.perf_counter() - started
     summary = posterior.summary()

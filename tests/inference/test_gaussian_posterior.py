@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyro.distributions as dist
 import pytest
 import torch
 
+import ppx
 from inference.importance import importance_sampling
 from inference.local import LocalSimulator
 from inference.mcmc import metropolis_hastings
@@ -75,3 +77,28 @@ def test_unknown_observed_name_is_refused():
 def test_non_finite_observation_is_refused():
     with pytest.raises(ValueError, match="obs0.*NaN"):
         importance_sampling(LocalSimulator(gaussian.model), 10, {"obs0": np.nan})
+
+
+def narrow_model():
+    """mu ~ Normal(0, 10), one observation with std 0.1: a posterior a hundred times narrower than the prior."""
+    mu = ppx.sample(dist.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(10.0, dtype=torch.float64)),
+                    name="mu")
+    ppx.observe(dist.Normal(mu, torch.tensor(0.1, dtype=torch.float64)), name="y")
+    return mu
+
+
+def test_random_walk_mh_tunes_its_step_to_a_posterior_far_narrower_than_the_prior():
+    observed = {"y": 3.0}
+    precision = 1 / 10.0 ** 2 + 1 / 0.1 ** 2
+    mean, std = 3.0 / 0.1 ** 2 / precision, precision ** -0.5
+    fixed = metropolis_hastings(LocalSimulator(narrow_model), 2000, observed, kernel="rmh", seed=3, adapt=False)
+    tuned = metropolis_hastings(LocalSimulator(narrow_model), 2000, observed, kernel="rmh", seed=3,
+                                burn_in=1000)
+    # A step of half the prior's std (5) accepts about std / 5 of the time; the tuned step about 0.44.
+    assert fixed.acceptance_rate < 0.1
+    assert 0.3 < tuned.acceptance_rate < 0.6
+    ess = float(tuned.variable_ess("mu"))
+    assert ess > 300  # the untuned chain keeps a few dozen distinct values at most
+    # Tolerance: 4 standard errors of the chain mean, and of the std with n_eff samples.
+    assert abs(float(tuned.mean("mu")) - mean) < 4 * std / math.sqrt(ess)
+    assert abs(float(tuned.std("mu")) - std) < 4 * std / math.sqrt(2 * ess)
