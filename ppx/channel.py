@@ -176,7 +176,7 @@ class ChannelConnection:
         self.path = path
         self.timeout = timeout
         self.max_frame_bytes = max_frame_bytes
-        self.keys = None
+        self.keys = None  # as on a Connection without CURVE: a channel is never secured
         self._socket: Optional[socket.socket] = None
         self._readable: Callable[[], bool] = lambda: False
         self._awaiting = False
