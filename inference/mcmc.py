@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -167,6 +167,7 @@ def metropolis_hastings(
     scale: float = 0.5,
     adapt: bool = True,
     initial_traces: int = 100,
+    starts: Optional[Sequence[Trace]] = None,
     seed: Optional[int] = None,
     progress: bool = False,
 ) -> Posterior:
@@ -187,6 +188,9 @@ def metropolis_hastings(
             rate of ``TARGET_ACCEPTANCE``.
         initial_traces: each chain starts from the most probable of this many
             prior traces (shortens burn-in).
+        starts: traces to start from instead, run with the same observations (from an
+            importance-sampling posterior, say); the chains take the most probable of them,
+            one each, and ``initial_traces`` is ignored.
         seed: seeds the engine's random choices (numpy and torch).
     """
     if kernel not in ("lmh", "rmh"):
@@ -202,8 +206,11 @@ def metropolis_hastings(
     burn_in = kept_per_chain * thin // 10 if burn_in is None else burn_in
     steps_per_chain = burn_in + kept_per_chain * thin
 
-    starts = simulator.prior(max(initial_traces, chains), observations)
-    check_observed_names(starts, observations)
+    if starts is None:
+        starts = simulator.prior(max(initial_traces, chains), observations)
+        check_observed_names(starts, observations)
+    elif len(starts) < chains:
+        raise ValueError(f"{chains} chains need at least as many starting traces, got {len(starts)}")
     ranked = sorted(starts, key=_log_joint, reverse=True)
     chain_states = [_Chain(ranked[i], kernel, scale, np.random.default_rng(rng.integers(2 ** 63)))
                     for i in range(chains)]

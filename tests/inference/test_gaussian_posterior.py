@@ -102,3 +102,16 @@ def test_random_walk_mh_tunes_its_step_to_a_posterior_far_narrower_than_the_prio
     # Tolerance: 4 standard errors of the chain mean, and of the std with n_eff samples.
     assert abs(float(tuned.mean("mu")) - mean) < 4 * std / math.sqrt(ess)
     assert abs(float(tuned.std("mu")) - std) < 4 * std / math.sqrt(2 * ess)
+
+
+def test_chains_can_start_from_given_traces():
+    simulator = LocalSimulator(narrow_model)
+    near = [t for t in simulator.prior(2000, {"y": 3.0}) if abs(float(t.named("mu").value) - 3.0) < 0.3]
+    far = simulator.prior(50, {"y": 3.0})
+    far = [t for t in far if abs(float(t.named("mu").value) - 3.0) > 5.0]
+    # With no burn-in and the fixed step, the first kept samples are where the chain started.
+    started = metropolis_hastings(simulator, 20, {"y": 3.0}, kernel="rmh", burn_in=0, adapt=False, seed=4,
+                                  starts=far + near[:1], chains=1)
+    assert abs(float(started.values("mu")[0]) - 3.0) < 0.3  # the most probable start was taken
+    with pytest.raises(ValueError, match="2 chains need at least as many starting traces, got 1"):
+        metropolis_hastings(simulator, 20, {"y": 3.0}, starts=near[:1], chains=2)
