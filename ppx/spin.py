@@ -48,8 +48,6 @@ class Spinner:
     def wait(self, socket: zmq.Socket) -> bool:
         """True once a message is waiting on ``socket``; False if none came while spinning."""
         events = socket.getsockopt  # reading ZMQ_EVENTS is the cheapest readiness check pyzmq has
-        if events(_EVENTS) & _POLLIN:
-            return True
         return self.wait_for(lambda: events(_EVENTS) & _POLLIN)
 
     def wait_for(self, ready: Callable[[], object]) -> bool:

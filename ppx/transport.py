@@ -55,7 +55,7 @@ def fresh_ipc_address(prefix: str = "ppx") -> str:
     return f"ipc://{os.path.join(tempfile.gettempdir(), f'{prefix}-{uuid.uuid4().hex[:12]}.sock')}"
 
 
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: pyzmq's enums cost microseconds per use
+_POLLIN = int(zmq.POLLIN)  # a plain int: pyzmq's enums cost microseconds per use
 
 
 def _context() -> zmq.Context:
