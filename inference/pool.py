@@ -8,12 +8,17 @@ middle of is dropped, counted in ``dropped``, and run again, so a run always
 completes with every trace it asked for. A model that raises (``SimulatorError``)
 stops the run instead: a fresh copy would raise alike. On Linux the copies are
 killed by the kernel when the engine's process exits, however it exits.
+
+Copies that wait for a proposal from the engine (an IC network) are answered
+together, with one batched network call; a copy that asks first waits for the
+others, for at most as long as such a call takes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shlex
 import subprocess
@@ -84,6 +89,9 @@ class SimulatorPool:
             when it is set, ``""`` means none.
     """
 
+    GATHER_CAP_SECONDS = 5e-3
+    """The longest a copy waiting for a proposal waits for the others to join its batch."""
+
     def __init__(self, command: str | Sequence[str], workers: int = 2, *, timeout: float = 30.0,
                  startup_timeout: float = 60.0, max_restarts: int = 100,
                  stages: Optional[Stages] = None, curve: Optional[KeyDirectory] = None) -> None:
@@ -97,6 +105,7 @@ class SimulatorPool:
         self.curve = curve
         self.restarts = 0
         self.dropped = 0
+        self._gather_seconds = 0.0
         self._workers = [_Worker(i) for i in range(workers)]
         try:
             for worker in self._workers:
@@ -198,6 +207,42 @@ class SimulatorPool:
             self._restart(worker, why)
             start(worker)
 
+        def step(worker: _Worker, waiting: list[tuple[_Worker, ProposalRequest]]) -> None:
+            """Hand the worker's reply to its job and send what the job asks next,
+            or add the worker to ``waiting`` when the job asks for a proposal."""
+            try:
+                frame = worker.job.send(worker.simulator.connection.receive(0))
+            except StopIteration as done:
+                results[worker.job_index] = done.value
+                release(worker)
+                if on_done is not None:
+                    on_done(done.value)
+                if queue:
+                    start(worker)
+                return
+            except SimulatorError:
+                raise  # the model itself failed: a fresh copy would fail alike
+            except ProtocolError as err:
+                drop_and_restart(worker, f"broke the protocol ({err})")
+                return
+            if isinstance(frame, ProposalRequest):
+                waiting.append((worker, frame))
+                return
+            worker.simulator.connection.send(frame)
+            worker.deadline = time.monotonic() + self.timeout
+
+        def gather(waiting: list[tuple[_Worker, ProposalRequest]]) -> None:
+            """Keep serving the other copies until they too wait for a proposal, for at
+            most as long as the last batched answer took: all of them then share one
+            network call, and waiting never costs more than the call it may save."""
+            until = time.perf_counter() + self._gather_seconds
+            while len(waiting) < len(busy):
+                left = until - time.perf_counter()
+                if left <= 0:
+                    return
+                for socket, _ in poller.poll(math.ceil(left * 1000)):
+                    step(busy[socket], waiting)
+
         try:
             for worker in self._workers:
                 if queue:
@@ -205,30 +250,12 @@ class SimulatorPool:
             while busy:
                 waiting: list[tuple[_Worker, ProposalRequest]] = []
                 for socket, _ in poller.poll(200):
-                    worker = busy[socket]
-                    try:
-                        frame = worker.job.send(worker.simulator.connection.receive(0))
-                    except StopIteration as done:
-                        results[worker.job_index] = done.value
-                        release(worker)
-                        if on_done is not None:
-                            on_done(done.value)
-                        if queue:
-                            start(worker)
-                        continue
-                    except SimulatorError:
-                        raise  # the model itself failed: a fresh copy would fail alike
-                    except ProtocolError as err:
-                        drop_and_restart(worker, f"broke the protocol ({err})")
-                        continue
-                    if isinstance(frame, ProposalRequest):
-                        waiting.append((worker, frame))
-                        continue
-                    worker.simulator.connection.send(frame)
-                    worker.deadline = time.monotonic() + self.timeout
-                # Samples that arrived together get their proposals from one batched call.
+                    step(busy[socket], waiting)
                 if waiting:
+                    gather(waiting)
+                    started = time.perf_counter()
                     answers = answer_proposals([request for _, request in waiting])
+                    self._gather_seconds = min(time.perf_counter() - started, self.GATHER_CAP_SECONDS)
                     for (worker, _), answer in zip(waiting, answers):
                         worker.simulator.connection.send(worker.job.send(answer))
                         worker.deadline = time.monotonic() + self.timeout

@@ -86,30 +86,46 @@ def choose_batch(requests: Sequence[ProposalRequest]) -> list[tuple[np.ndarray, 
 
 
 def _advance(requests: list[ProposalRequest]) -> list[tuple[np.ndarray, float]]:
+    """One LSTM step for every request, and one head call per address among them."""
     network = requests[0].controller.proposal.network
     config = network.config
+    # Requests at the same step (address, and the address before it) share their input computation.
+    groups: dict[tuple[str, Optional[str]], list[int]] = {}
+    for i, request in enumerate(requests):
+        groups.setdefault((request.key, request.controller.previous_key), []).append(i)
+    order = [i for rows in groups.values() for i in rows]
     inputs = torch.cat([
-        network.step_input(r.controller.proposal.observation_embedding, r.key,
-                           r.controller.previous_key, r.controller.previous_value)
-        for r in requests
+        network.step_input(torch.cat([requests[i].controller.proposal.observation_embedding for i in rows]),
+                           key, previous_key,
+                           None if previous_key is None
+                           else torch.cat([requests[i].controller.previous_value for i in rows]))
+        for (key, previous_key), rows in groups.items()
     ])
     zeros = torch.zeros(config.lstm_layers, 1, config.lstm_dim)
-    hidden = torch.cat([(r.controller.state or (zeros, zeros))[0] for r in requests], dim=1)
-    cell = torch.cat([(r.controller.state or (zeros, zeros))[1] for r in requests], dim=1)
+    states = [requests[i].controller.state or (zeros, zeros) for i in order]
+    hidden = torch.cat([state[0] for state in states], dim=1)
+    cell = torch.cat([state[1] for state in states], dim=1)
     outputs, (hidden, cell) = network.lstm(inputs.unsqueeze(0), (hidden, cell))
-    outputs = outputs[0]
-    results = []
+    position = {i: row for row, i in enumerate(order)}
+
+    results: list[Optional[tuple[np.ndarray, float]]] = [None] * len(requests)
+    by_key: dict[str, list[int]] = {}
     for i, request in enumerate(requests):
-        address = network.addresses[network.address_index[request.key]]
-        params = _prior_params(request.distribution, address.numel, address.categories)
-        proposal = network.proposal(request.key, outputs[i:i + 1],
-                                    request.controller.proposal.observation_embedding, params)
-        value = proposal.sample()
-        log_q = float(proposal.log_prob(value).sum())
-        controller = request.controller
-        controller.state = (hidden[:, i:i + 1].clone(), cell[:, i:i + 1].clone())
-        controller.previous_key = request.key
-        controller.previous_value = value.reshape(1, -1)
-        shape = request.distribution.shape()
-        results.append((value.reshape(shape).numpy().astype(np.float64), log_q))
-    return results
+        by_key.setdefault(request.key, []).append(i)
+    for key, indices in by_key.items():
+        address = network.addresses[network.address_index[key]]
+        params = tuple(torch.cat(parts) for parts in zip(*(
+            _prior_params(requests[i].distribution, address.numel, address.categories) for i in indices)))
+        rows = [position[i] for i in indices]
+        embedding = torch.cat([requests[i].controller.proposal.observation_embedding for i in indices])
+        proposal = network.proposal(key, outputs[0, rows], embedding, params)
+        values = proposal.sample()
+        log_q = proposal.log_prob(values).reshape(len(indices), -1).sum(1)
+        for j, (i, row) in enumerate(zip(indices, rows)):
+            controller = requests[i].controller
+            controller.state = (hidden[:, row:row + 1].clone(), cell[:, row:row + 1].clone())
+            controller.previous_key = key
+            controller.previous_value = values[j:j + 1].reshape(1, -1)
+            shape = requests[i].distribution.shape()
+            results[i] = (values[j].reshape(shape).numpy().astype(np.float64), float(log_q[j]))
+    return results  # type: ignore[return-value]
