@@ -9,7 +9,9 @@ import sys
 
 import arviz
 import pytest
+import torch
 
+from inference.cli import main
 from inference.trace_file import read_traces
 from simulators import gaussian
 
@@ -69,8 +71,22 @@ def test_prior_writes_trace_file_from_running_simulator(start_simulator, tmp_pat
     (["prior", "--model", "simulators.gaussian:model", "--observe-file", "/nonexistent.json"],
      "does not exist"),
 ])
-def test_bad_input_gives_a_clear_error(args, message):
-    run = ppx(*args, "--quiet")
+def test_bad_input_gives_a_clear_error(args, message, capsys):
+    threads = torch.get_num_threads()
+    try:
+        try:
+            code = main([*args, "--quiet"])
+        except SystemExit as exit:  # argparse's own errors
+            code = exit.code
+    finally:
+        torch.set_num_threads(threads)  # the command sets it for its process, here the test's
+    stderr = capsys.readouterr().err
+    assert code == 2
+    assert message in stderr
+
+
+def test_bad_input_through_the_command_exits_2_without_a_traceback():
+    run = ppx("posterior", "--model", "simulators.gaussian:model", "--observe", "obs7=1", "-n", "5", "--quiet")
     assert run.returncode == 2
-    assert message in run.stderr
+    assert "'obs7' do not occur in the model" in run.stderr
     assert "Traceback" not in run.stderr
