@@ -8,6 +8,7 @@ forward maps a batch (B, *input_shape) to (B, embedding_dim). One with a true
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 from torch import nn
@@ -18,6 +19,7 @@ from inference.ic.embeddings.feedforward import FeedForwardEmbedding
 EMBEDDINGS: dict[str, Callable[..., nn.Module]] = {
     "feedforward": FeedForwardEmbedding,
     "cnn": ConvEmbedding,
+    "cnn-moments": functools.partial(ConvEmbedding, moments=True),
 }
 
 
