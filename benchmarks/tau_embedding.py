@@ -50,6 +50,26 @@ def held_out_loss(network, traces: list) -> tuple[float, int]:
     return loss, len(traces)
 
 
+def site_table(network, traces: list, rows: int = 12) -> str:
+    """The addresses that take most of the held-out loss: -log q and the prior's -log p per trace."""
+    traces = [t for t in traces if all(network.knows(c.key) for c in controlled_samples(t))]
+    proposal: dict[str, float] = {}
+    network.eval()
+    with torch.no_grad():
+        for i in range(0, len(traces), 64):
+            network.loss(traces[i:i + 64], per_address=proposal)
+    network.train()
+    prior: dict[str, float] = {}
+    for trace in traces:
+        for choice in controlled_samples(trace):
+            prior[choice.key] = prior.get(choice.key, 0.0) - choice.log_prob
+    lines = [f"    {'address':<44} {'-log q':>8} {'-log p':>8} {'gain':>7}   (nats per trace)"]
+    for key in sorted(proposal, key=proposal.get, reverse=True)[:rows]:
+        q, p = proposal[key] / len(traces), prior[key] / len(traces)
+        lines.append(f"    {key:<44} {q:8.2f} {p:8.2f} {p - q:7.2f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=int, default=10_000, help="training traces, drawn once")
@@ -80,6 +100,7 @@ def main() -> None:
         curve = ", ".join(f"{loss:.1f}" for _, loss in trainer.progress["validation"])
         print(f"{kind:>10}: held-out loss {results[kind]:.2f} nats/trace ({count} traces), {rate:.0f} traces/s; "
               f"validation along the way {curve}")
+        print(site_table(trainer.network, held_out))
     print(f"held-out loss, cnn-moments minus cnn: {results['cnn-moments'] - results['cnn']:+.2f} nats/trace")
 
 

@@ -279,8 +279,11 @@ class InferenceNetwork(nn.Module):
 
     # ---- training ----------------------------------------------------------------------------
 
-    def loss(self, traces: Sequence[Trace]) -> torch.Tensor:
+    def loss(self, traces: Sequence[Trace], per_address: Optional[dict[str, float]] = None) -> torch.Tensor:
         """Mean over traces of -sum log q(value) over their controlled samples.
+
+        ``per_address``, when given, is added each address's share: its -log q summed
+        over the batch's traces (not divided by their number).
 
         However their address sequences differ, all traces of a batch share one
         packed LSTM pass, and each address's head runs once over every position
@@ -318,7 +321,10 @@ class InferenceNetwork(nn.Module):
             choices = [samples[b][t] for t, b in zip(step_index.tolist(), row_index.tolist())]
             proposal = self.proposal(address.key, outputs[step_index, row_index],
                                      observation_embedding[row_index], prior_params(choices, address))
-            loss = loss - proposal.log_prob(stacked_values(choices, address)).sum()
+            site_log_q = proposal.log_prob(stacked_values(choices, address)).sum()
+            loss = loss - site_log_q
+            if per_address is not None:
+                per_address[address.key] = per_address.get(address.key, 0.0) - float(site_log_q)
         return loss / len(traces)
 
     def _address_table(self) -> torch.Tensor:

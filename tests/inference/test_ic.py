@@ -147,3 +147,14 @@ def test_batched_proposals_score_each_trace_as_training_does(branching_trainer):
                 -float(network.loss([trace])), rel=1e-4, abs=1e-4)
             compared += 1
     assert compared >= 100
+
+
+def test_loss_split_by_address_adds_up_to_the_loss(branching_trainer):
+    traces = LocalSimulator(branching.model).prior(64)
+    network = branching_trainer.network
+    network.learn_addresses(traces)
+    per_address: dict[str, float] = {}
+    with torch.no_grad():
+        loss = float(network.loss(traces, per_address=per_address))
+    assert len(per_address) >= 2 and "count__Poisson__0" in per_address
+    assert sum(per_address.values()) / len(traces) == pytest.approx(loss, rel=1e-9)

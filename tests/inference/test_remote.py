@@ -119,7 +119,9 @@ def test_ctrl_c_stops_a_served_simulator(start_simulator):
     RemoteSimulator(address, handshake_timeout=60).close()
     process = start_simulator.processes[-1]
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=5) == 0
+    # The interpreter's own teardown (torch, pyro) takes about a second on an idle machine, and
+    # several times that while the other test process keeps both cores busy.
+    assert process.wait(timeout=30) == 0
 
 
 def fake_simulator(address: str, replies: list[bytes]) -> tuple[threading.Thread, list[m.Message]]:
