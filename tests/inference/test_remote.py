@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
@@ -113,15 +114,27 @@ def test_python_is_replaced_by_the_engines_interpreter():
         "./sim", "tcp://127.0.0.1:1", "--fast"]
 
 
-def test_ctrl_c_stops_a_served_simulator(start_simulator):
+def test_ctrl_c_stops_a_served_simulator(tmp_path, monkeypatch):
     import signal
-    address = start_simulator("simulators.gaussian")
-    RemoteSimulator(address, handshake_timeout=60).close()
-    process = start_simulator.processes[-1]
-    process.send_signal(signal.SIGINT)
-    # The interpreter's own teardown (torch, pyro) takes about a second on an idle machine, and
-    # several times that while the other test process keeps both cores busy.
-    assert process.wait(timeout=30) == 0
+    monkeypatch.setenv("PYTHONFAULTHANDLER", "1")  # SIGABRT below makes a stuck simulator print its stacks
+    address = f"ipc://{tmp_path}/sim.sock"
+    # As a terminal's foreground job has it: a shell starts background jobs, CI's among them
+    # perhaps, with SIGINT ignored, and children inherit that.
+    process = subprocess.Popen([sys.executable, "-m", "simulators.gaussian", "--address", address],
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        RemoteSimulator(address, handshake_timeout=60).close()
+        process.send_signal(signal.SIGINT)
+        # The interpreter's own teardown (torch, pyro) takes about a second on an idle machine,
+        # and several times that while the other test process keeps both cores busy.
+        try:
+            assert process.wait(timeout=30) == 0
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            pytest.fail("the simulator did not stop within 30 s of SIGINT (its stacks are in the captured stderr)")
+    finally:
+        process.kill()
+        process.wait()
 
 
 def fake_simulator(address: str, replies: list[bytes]) -> tuple[threading.Thread, list[m.Message]]:
