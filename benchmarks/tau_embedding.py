@@ -27,13 +27,17 @@ KINDS = ("cnn-moments", "cnn")
 
 
 class ReplaySource:
-    """The same list of traces in the same batches, epoch after epoch."""
+    """The validation traces once (the trainer takes them first), then the training traces in the
+    same batches, epoch after epoch."""
 
-    def __init__(self, traces: list, batch_size: int) -> None:
-        self.batches = [traces[i:i + batch_size] for i in range(0, len(traces), batch_size)]
+    def __init__(self, validation: list, training: list, batch_size: int) -> None:
+        self.validation = [validation[i:i + batch_size] for i in range(0, len(validation), batch_size)]
+        self.batches = [training[i:i + batch_size] for i in range(0, len(training), batch_size)]
         self.position = 0
 
     def next_batch(self) -> list:
+        if self.validation:
+            return self.validation.pop(0)
         batch = self.batches[self.position % len(self.batches)]
         self.position += 1
         return batch
@@ -89,7 +93,7 @@ def main() -> None:
     results = {}
     for kind in KINDS:
         torch.manual_seed(0)
-        source = ReplaySource(validation + training, args.batch_size)
+        source = ReplaySource(validation, training, args.batch_size)
         trainer = Trainer(source, NetworkConfig(lstm_dim=128, embeddings={"calorimeter": kind}),
                           TrainingConfig(batch_size=args.batch_size, validation_size=256,
                                          validate_every=args.traces // 2))
