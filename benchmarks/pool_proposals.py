@@ -20,24 +20,14 @@ import numpy as np
 import torch
 
 from benchmarks._processes import machine
-from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig
+from benchmarks.ic_efficiency import train
+from inference.ic import NetworkProposal
 from inference.ic import proposal as proposal_module
 from inference.importance import importance_sampling
-from inference.local import LocalSimulator
 from inference.pool import SimulatorPool
 from simulators import gaussian
 
 OBSERVED = {"obs0": np.array(8.0), "obs1": np.array(9.0)}
-
-
-def trained_network(traces: int):
-    source = OnlineSource(LocalSimulator(gaussian.model), batch_size=64)
-    try:
-        trainer = Trainer(source, NetworkConfig(lstm_dim=64), TrainingConfig(validate_every=10 * traces))
-        trainer.train(traces, progress_bar=False)
-    finally:
-        source.close()
-    return trainer.network
 
 
 def run(network, traces: int, workers: int, gather_cap: float, batch_sizes: list[int]) -> float:
@@ -59,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     print(f"machine: {machine()}")
-    network = trained_network(args.train)
+    network = train(gaussian.model, args.train)[0].network
 
     batch_sizes: list[int] = []
     original = proposal_module._advance

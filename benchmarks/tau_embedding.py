@@ -43,10 +43,15 @@ class ReplaySource:
         return batch
 
 
+def known(network, traces: list) -> list:
+    """The traces whose every address the network has learnt (the same for both networks, which
+    trained on the same batches)."""
+    return [t for t in traces if all(network.knows(c.key) for c in controlled_samples(t))]
+
+
 def held_out_loss(network, traces: list) -> tuple[float, int]:
-    """Mean loss over the held-out traces whose every address the network has learnt (the same
-    traces for both networks, which trained on the same batches), and how many those are."""
-    traces = [t for t in traces if all(network.knows(c.key) for c in controlled_samples(t))]
+    """Mean loss over the held-out traces the network knows, and how many those are."""
+    traces = known(network, traces)
     network.eval()
     with torch.no_grad():
         loss = float(np.mean([float(network.loss(traces[i:i + 64])) for i in range(0, len(traces), 64)]))
@@ -56,7 +61,7 @@ def held_out_loss(network, traces: list) -> tuple[float, int]:
 
 def site_table(network, traces: list, rows: int = 12) -> str:
     """The addresses that take most of the held-out loss: -log q and the prior's -log p per trace."""
-    traces = [t for t in traces if all(network.knows(c.key) for c in controlled_samples(t))]
+    traces = known(network, traces)
     proposal: dict[str, float] = {}
     network.eval()
     with torch.no_grad():
