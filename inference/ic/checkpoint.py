@@ -14,7 +14,8 @@ from inference.ic.config import NetworkConfig
 from inference.ic.network import Address, InferenceNetwork
 
 FORMAT = "ppx-ic-network"
-VERSION = 1
+VERSION = 2
+"""2: Uniform and Beta heads read out mean and concentration, not alpha and beta."""
 
 
 def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,

@@ -86,3 +86,46 @@ def test_images_get_a_convolutional_embedding_that_learns():
     progress = trainer.train(7680, progress_bar=False)
     assert type(trainer.network.observation_embeddings["o0"]).__name__ == "ConvEmbedding"
     assert progress["validation"][-1][1] < progress["validation"][0][1] - 0.5
+
+
+@pytest.mark.parametrize("kind, prior_params", [
+    ("Uniform", (t([[-2.0]]), t([[3.0]]))),
+    ("Beta", (t([[2.0]]), t([[3.0]]))),
+])
+def test_bounded_heads_start_at_the_prior(kind, prior_params):
+    from inference.ic.proposals import make_head
+
+    head = make_head(kind, 4, 1, 3)
+    torch.nn.init.zeros_(head.read_out.weight)
+    torch.nn.init.zeros_(head.read_out.bias)
+    prior = PRIORS[kind]()
+    values = prior.sample((50,)).reshape(50, 1)
+    proposal = head(torch.zeros(50, 4), tuple(p.expand(50, 1) for p in prior_params))
+    assert torch.allclose(proposal.log_prob(values), prior.log_prob(values), atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_uniform_head_narrows_to_a_posterior_far_finer_than_its_prior(seed):
+    """x ~ Uniform(-3, 3) seen with noise 0.005: the exact posterior is 4.9 nats per site above the
+    prior's density. Read out as alpha and beta directly, the head had gained under 2 nats after 300
+    Adam steps; read out as mean and log concentration, about 4.5."""
+    from inference.ic.proposals import make_head
+
+    torch.manual_seed(seed)
+    features = torch.nn.Sequential(torch.nn.Linear(1, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                                   torch.nn.ReLU())
+    head = make_head("Uniform", 64, 1, 5)
+    optimizer = torch.optim.Adam(list(features.parameters()) + list(head.parameters()), lr=1e-3)
+    bounds = (torch.full((256, 1), -3.0, dtype=F64), torch.full((256, 1), 3.0, dtype=F64))
+    for step in range(300):
+        x = torch.rand(64, 1, dtype=F64) * 6 - 3
+        y = (x + 0.005 * torch.randn_like(x)).float()
+        loss = -head(features(y / 3), tuple(b[:64] for b in bounds)).log_prob(x).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    x = torch.rand(256, 1, dtype=F64) * 6 - 3
+    with torch.no_grad():
+        held_out = -head(features((x + 0.005 * torch.randn_like(x)).float() / 3), bounds).log_prob(x).mean()
+    gain = math.log(6.0) - float(held_out)
+    assert gain > 3.0, f"the head's proposal is only {gain:.2f} nats per site above the prior's density"

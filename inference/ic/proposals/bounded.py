@@ -1,13 +1,27 @@
-"""Proposals for Uniform and Beta priors: a mixture of Betas scaled onto the prior's interval."""
+"""Proposals for Uniform and Beta priors: a mixture of Betas scaled onto the prior's interval.
+
+Each component is set by its mean and its concentration (alpha + beta), both
+relative to the prior's: the mean's logit is shifted from the prior mean's and
+the concentration is the prior's times exp of a read-out. A posterior a hundred
+times narrower than its prior needs a concentration some ten thousand times the
+prior's, which this reaches at a read-out of about 9; read out as alpha and
+beta directly (softplus), the network had to grow outputs into the thousands,
+and Adam's bounded steps took tens of thousands of updates to get there. On a
+Uniform(-3, 3) site observed with noise 0.005, the direct form stood 1.7 nats
+per site worse after 3,000 steps.
+"""
 
 from __future__ import annotations
 
 import pyro.distributions as dist
 import torch
 
-from inference.ic.proposals.base import ProposalHead, positive
+from inference.ic.proposals.base import ProposalHead
 
 _EDGE = 1e-6
+_FLOOR = 1e-3
+_MAX_LOG_CONCENTRATION = 18.0
+"""exp(18) times the prior's concentration: widths of about 1e-4 of a Uniform's range."""
 
 
 class _ScaledBetaMixture(dist.TorchDistribution):
@@ -29,21 +43,33 @@ class _ScaledBetaMixture(dist.TorchDistribution):
         return self.mixture.log_prob(unit) - torch.log(self.width)
 
 
+def _beta_components(location: torch.Tensor, log_concentration: torch.Tensor, prior_alpha: torch.Tensor,
+                     prior_beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Components' alpha and beta from read-outs relative to the prior Beta(prior_alpha, prior_beta);
+    zero read-outs give the prior itself."""
+    prior_alpha, prior_beta = prior_alpha.unsqueeze(-1), prior_beta.unsqueeze(-1)
+    mean = torch.sigmoid(torch.log(prior_alpha / prior_beta) + location)
+    concentration = (prior_alpha + prior_beta) * torch.exp(log_concentration.clamp(max=_MAX_LOG_CONCENTRATION))
+    return (mean * concentration).clamp(min=_FLOOR), ((1 - mean) * concentration).clamp(min=_FLOOR)
+
+
 class UniformBetaMixtureHead(ProposalHead):
     outputs_per_element = 3
 
     def forward(self, hidden, prior_params):
-        logits, alpha, beta = self._outputs(hidden)
+        logits, location, log_concentration = self._outputs(hidden)
         low, high = prior_params
-        return _ScaledBetaMixture(logits, positive(alpha), positive(beta), low, high)
+        ones = torch.ones_like(low)
+        alpha, beta = _beta_components(location, log_concentration, ones, ones)
+        return _ScaledBetaMixture(logits, alpha, beta, low, high)
 
 
 class BetaMixtureHead(ProposalHead):
     outputs_per_element = 3
 
     def forward(self, hidden, prior_params):
-        logits, alpha, beta = self._outputs(hidden)
-        zeros = torch.zeros_like(prior_params[0])
-        return _ScaledBetaMixture(logits, positive(alpha), positive(beta), zeros, zeros + 1)
-
-
+        logits, location, log_concentration = self._outputs(hidden)
+        prior_alpha, prior_beta = prior_params
+        alpha, beta = _beta_components(location, log_concentration, prior_alpha, prior_beta)
+        zeros = torch.zeros_like(prior_alpha)
+        return _ScaledBetaMixture(logits, alpha, beta, zeros, zeros + 1)
