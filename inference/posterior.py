@@ -444,8 +444,8 @@ class Posterior:
         """A JSON-serialisable report of the run and of every named variable.
 
         Top level: engine, num_traces, ess, ess_fraction, khat, log_evidence and
-        ``variables``; for equally weighted (MCMC) draws the top-level ess is the
-        smallest per-variable ESS. Each scalar, and each element ``name[i]`` of a tensor of at
+        ``variables``; for equally weighted MCMC draws the top-level ess is the
+        smallest per-variable ESS (for prior draws, the number of traces). Each scalar, and each element ``name[i]`` of a tensor of at
         most ``SUMMARY_MAX_ELEMENTS`` elements, gets mean, std, ess, khat (the
         run's, repeated for convenience), presence and, when given, truth. Larger
         or varying-shape tensors get only presence and shape. Numbers JSON cannot
@@ -456,8 +456,9 @@ class Posterior:
         for var in self._named:
             variables.update(self._summarise_variable(var, truth.get(var)))
         ess = self.ess
-        if not self.is_weighted:
+        if not self.is_weighted and self.engine != "prior":
             # Equally weighted MCMC draws are autocorrelated: report the worst variable's ESS.
+            # (Prior draws are independent: each is a whole effective sample.)
             per_variable = [v["ess"] for v in variables.values() if v.get("ess") is not None]
             ess = min(per_variable) if per_variable else float("nan")
         return {

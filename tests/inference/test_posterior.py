@@ -160,6 +160,17 @@ def test_mcmc_ess_uses_chain_structure():
     np.testing.assert_allclose(data.posterior["mu"].values, sticky)
 
 
+def test_prior_draws_count_whole_in_the_summary_ess():
+    """A variable present in few prior traces has a small ESS of its own; the run's is every draw."""
+    rng = np.random.default_rng(3)
+    traces = [make_trace(mu, extra=mu if i % 50 == 0 else None) for i, mu in enumerate(rng.normal(size=1000))]
+    summary = Posterior(traces, None, engine="prior").summary()
+    assert summary["ess"] == pytest.approx(1000)
+    assert summary["variables"]["extra"]["ess"] < 100
+    mcmc = Posterior(traces, None, engine="rmh").summary()
+    assert mcmc["ess"] == pytest.approx(min(v["ess"] for v in mcmc["variables"].values()))
+
+
 def test_summary_is_json_and_table_lists_variables(tilted):
     posterior, a = tilted
     summary = posterior.summary(truth={"mu": a, "v": [a, -2 * a]})
