@@ -15,7 +15,8 @@ from inference.ic.network import Address, InferenceNetwork
 
 FORMAT = "ppx-ic-network"
 VERSION = 2
-"""2: Uniform and Beta heads read out mean and concentration, not alpha and beta."""
+"""2: Uniform and Beta heads read out mean and concentration, not alpha and beta, and value
+embeddings read values relative to their prior."""
 
 
 def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,

@@ -92,6 +92,28 @@ def stacked_values(choices: Sequence[Choice], address: Address) -> torch.Tensor:
     return values.long() if address.kind == "Categorical" else values
 
 
+def in_prior_units(kind: str, values: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Values (B, numel) as value embeddings read them: relative to the prior where it sets a scale.
+
+    A Uniform's or Beta's interval maps onto [-1, 1] and a Normal's or LogNormal's values
+    become z-scores (of log x for the LogNormal), so that a tau's px in [30, 50] GeV and a
+    decay angle's cosine reach the LSTM on the same footing; other kinds pass unchanged.
+    """
+    values = values.double()
+    if kind == "Uniform":
+        low, high = params
+        return 2 * (values - low) / (high - low) - 1
+    if kind == "Beta":
+        return 2 * values - 1
+    if kind == "Normal":
+        loc, scale = params
+        return (values - loc) / scale
+    if kind == "LogNormal":
+        loc, scale = params
+        return (torch.log(values.clamp_min(1e-30)) - loc) / scale
+    return values
+
+
 class InferenceNetwork(nn.Module):
     """Proposal network for one simulator.
 
@@ -253,13 +275,15 @@ class InferenceNetwork(nn.Module):
         return self.kind_embedding(torch.full((count,), kind, dtype=torch.long))
 
     def _value_vector(self, key: Optional[str], values: Optional[torch.Tensor], count: int) -> torch.Tensor:
+        """The embedding of the previous sample's ``values``, given ``in_prior_units``."""
         if key is None:
             return torch.zeros(count, self.config.value_dim)
         return self.value_embeddings[f"a{self.address_index[key]}"](values.float().reshape(count, -1))
 
     def step_input(self, observation_embedding: torch.Tensor, key: str, previous_key: Optional[str],
                    previous_values: Optional[torch.Tensor]) -> torch.Tensor:
-        """The LSTM input (B, input_dim) for a batch of traces at the same step."""
+        """The LSTM input (B, input_dim) for a batch of traces at the same step (``previous_values``
+        ``in_prior_units``)."""
         count = observation_embedding.shape[0]
         return torch.cat([
             observation_embedding,
@@ -341,8 +365,8 @@ class InferenceNetwork(nn.Module):
         for slot in torch.unique(previous[previous > 0]).tolist():
             step_index, row_index = torch.nonzero(previous == slot, as_tuple=True)
             address = self.addresses[slot - 1]
-            values = stacked_values([samples[b][t - 1] for t, b in zip(step_index.tolist(), row_index.tolist())],
-                                    address)
+            choices = [samples[b][t - 1] for t, b in zip(step_index.tolist(), row_index.tolist())]
+            values = in_prior_units(address.kind, stacked_values(choices, address), prior_params(choices, address))
             vectors = self.value_embeddings[f"a{slot - 1}"](values.float().reshape(len(values), -1))
             embedded = embedded.index_put((step_index, row_index), vectors)
         return embedded

@@ -17,7 +17,7 @@ import torch
 
 from inference.controllers import Controller, draw_from_prior
 from inference.remote import ProposalRequest
-from inference.ic.network import InferenceNetwork
+from inference.ic.network import InferenceNetwork, in_prior_units
 from ppx.distributions import kind_of
 
 
@@ -121,11 +121,12 @@ def _advance(requests: list[ProposalRequest]) -> list[tuple[np.ndarray, float]]:
         proposal = network.proposal(key, outputs[0, rows], embedding, params)
         values = proposal.sample()
         log_q = proposal.log_prob(values).reshape(len(indices), -1).sum(1)
+        embedded_values = in_prior_units(address.kind, values.reshape(len(indices), -1), params)
         for j, (i, row) in enumerate(zip(indices, rows)):
             controller = requests[i].controller
             controller.state = (hidden[:, row:row + 1].clone(), cell[:, row:row + 1].clone())
             controller.previous_key = key
-            controller.previous_value = values[j:j + 1].reshape(1, -1)
+            controller.previous_value = embedded_values[j:j + 1]
             shape = requests[i].distribution.shape()
             results[i] = (values[j].reshape(shape).numpy().astype(np.float64), float(log_q[j]))
     return results  # type: ignore[return-value]

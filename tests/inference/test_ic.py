@@ -9,16 +9,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyro.distributions as dist
 import pytest
 import torch
 
 from inference.ic import (NetworkConfig, NetworkProposal, OfflineSource, OnlineSource, Trainer, TrainingConfig,
                           load_checkpoint)
+from inference.ic.network import InferenceNetwork, in_prior_units
 from inference.importance import importance_sampling
 from inference.local import LocalSimulator
 from inference.pool import SimulatorPool
 from inference.trace import RECORD_SAMPLE
 from inference.trace_file import write_traces
+import ppx
 from simulators import branching, gaussian
 
 SMALL = NetworkConfig(lstm_dim=64, observation_dim=64, components=5)
@@ -147,6 +150,46 @@ def test_batched_proposals_score_each_trace_as_training_does(branching_trainer):
                 -float(network.loss([trace])), rel=1e-4, abs=1e-4)
             compared += 1
     assert compared >= 100
+
+
+def chain_of_scaled_priors():
+    """Each latent's prior sits on its own scale, and the next one's depends on it."""
+    energy = ppx.sample(dist.Uniform(torch.tensor(30.0, dtype=torch.float64), torch.tensor(50.0, dtype=torch.float64)),
+                        name="energy")
+    offset = ppx.sample(dist.Normal(energy / 10, torch.tensor(0.5, dtype=torch.float64)), name="offset")
+    gain = ppx.sample(dist.LogNormal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(0.2, dtype=torch.float64)),
+                      name="gain")
+    ppx.observe(dist.Normal(gain * (energy + offset), torch.tensor(1.0, dtype=torch.float64)), name="reading")
+
+
+def test_proposals_read_earlier_values_in_prior_units_as_training_does():
+    """Uniform, Normal and LogNormal values reach the next step relative to their priors, in
+    training and in proposals alike: every trace's proposal log density equals its training loss."""
+    torch.manual_seed(2)
+    simulator = LocalSimulator(chain_of_scaled_priors)
+    network = InferenceNetwork.for_traces(SMALL, simulator.prior(64))
+    posterior = importance_sampling(simulator, 20, {"reading": 50.0},
+                                    proposal=NetworkProposal(network, {"reading": np.array(50.0)}))
+    with torch.no_grad():
+        for trace in posterior.traces:
+            proposed = [c.proposal_log_prob for c in trace.choices if c.kind == RECORD_SAMPLE and c.control]
+            assert len(proposed) == 3
+            assert sum(proposed) == pytest.approx(-float(network.loss([trace])), rel=1e-6, abs=1e-6)
+
+
+def test_values_in_prior_units():
+    f64 = torch.float64
+    uniform = in_prior_units("Uniform", torch.tensor([[30.0, 40.0, 50.0]], dtype=f64),
+                             (torch.full((1, 3), 30.0, dtype=f64), torch.full((1, 3), 50.0, dtype=f64)))
+    assert uniform.tolist() == [[-1.0, 0.0, 1.0]]
+    normal = in_prior_units("Normal", torch.tensor([[5.0]], dtype=f64),
+                            (torch.tensor([[4.0]], dtype=f64), torch.tensor([[0.5]], dtype=f64)))
+    assert normal.item() == pytest.approx(2.0)
+    lognormal = in_prior_units("LogNormal", torch.tensor([[math.e]], dtype=f64),
+                               (torch.tensor([[0.0]], dtype=f64), torch.tensor([[0.5]], dtype=f64)))
+    assert lognormal.item() == pytest.approx(2.0)
+    counts = torch.tensor([[3.0]], dtype=f64)
+    assert in_prior_units("Poisson", counts, (torch.tensor([[4.0]], dtype=f64),)).item() == 3.0
 
 
 def test_loss_split_by_address_adds_up_to_the_loss(branching_trainer):

@@ -88,19 +88,21 @@ def test_images_get_a_convolutional_embedding_that_learns():
     assert progress["validation"][-1][1] < progress["validation"][0][1] - 0.5
 
 
-@pytest.mark.parametrize("kind, prior_params", [
-    ("Uniform", (t([[-2.0]]), t([[3.0]]))),
-    ("Beta", (t([[2.0]]), t([[3.0]]))),
+@pytest.mark.parametrize("kind, prior_params, categories", [
+    ("Uniform", (t([[-2.0]]), t([[3.0]])), 0),
+    ("Beta", (t([[2.0]]), t([[3.0]])), 0),
+    ("Categorical", (t([[[0.2, 0.5, 0.3]]]),), 3),
+    ("Bernoulli", (t([[0.3]]),), 0),
 ])
-def test_bounded_heads_start_at_the_prior(kind, prior_params):
+def test_heads_with_zero_read_outs_propose_the_prior(kind, prior_params, categories):
     from inference.ic.proposals import make_head
 
-    head = make_head(kind, 4, 1, 3)
+    head = make_head(kind, 4, 1, categories or 3, categories)
     torch.nn.init.zeros_(head.read_out.weight)
     torch.nn.init.zeros_(head.read_out.bias)
     prior = PRIORS[kind]()
-    values = prior.sample((50,)).reshape(50, 1)
-    proposal = head(torch.zeros(50, 4), tuple(p.expand(50, 1) for p in prior_params))
+    values = prior.sample((50,)).reshape(50, 1).to(F64)
+    proposal = head(torch.zeros(50, 4), tuple(p.expand(50, *p.shape[1:]) for p in prior_params))
     assert torch.allclose(proposal.log_prob(values), prior.log_prob(values), atol=1e-6)
 
 

@@ -8,25 +8,35 @@ import torch
 from inference.ic.proposals.base import ProposalHead
 
 
+_TINY = 1e-30
+
+
 class CategoricalHead(ProposalHead):
-    """A softmax over the prior's categories (their number is fixed when the head is made)."""
+    """A softmax over the prior's categories (their number is fixed when the head is made), its
+    logits read out relative to the prior's: zero read-outs propose the prior, so the network
+    learns only what the observation changes (a tau's decay channel starts at its branching fractions)."""
 
     def __init__(self, hidden_dim: int, numel: int, components: int) -> None:
         # ``components`` is the number of categories here.
         super().__init__(hidden_dim, numel, components)
 
     def forward(self, hidden, prior_params):
-        (logits,) = self._outputs(hidden)
-        return dist.Categorical(logits=logits)
+        (shift,) = self._outputs(hidden)
+        (probs,) = prior_params
+        return dist.Categorical(logits=torch.log(probs.clamp_min(_TINY)) + shift)
 
 
 class BernoulliHead(ProposalHead):
+    """Logits relative to the prior's, as for ``CategoricalHead``."""
+
     def __init__(self, hidden_dim: int, numel: int, components: int) -> None:
         super().__init__(hidden_dim, numel, 1)
 
     def forward(self, hidden, prior_params):
-        (logits,) = self._outputs(hidden)
-        return dist.Bernoulli(logits=logits.squeeze(-1))
+        (shift,) = self._outputs(hidden)
+        (probs,) = prior_params
+        probs = probs.clamp(_TINY, 1 - 1e-16)
+        return dist.Bernoulli(logits=torch.log(probs) - torch.log1p(-probs) + shift.squeeze(-1))
 
 
 class PoissonMixtureHead(ProposalHead):
