@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from benchmarks._processes import machine
-from benchmarks.tau_embedding import site_table
+from benchmarks.tau_embedding import held_out_loss, known, site_table
 from inference.ic.checkpoint import load_checkpoint
 from inference.ic.network import controlled_samples, observed_values
 from inference.trace_file import TraceFile
@@ -121,7 +121,10 @@ def main() -> None:
             print(f"  {spec.name:<12} {rows.sum():>5} traces  "
                   + "  ".join(f"{name} {residuals[name][rows].std():.2f}" for name in MOMENTA))
     if network:
-        print("\nthe IC network's costliest addresses on the held-out traces:")
+        loss, count = held_out_loss(network, traces[args.fit:])
+        prior = np.mean([-sum(c.log_prob for c in controlled_samples(t)) for t in known(network, traces[args.fit:])])
+        print(f"\nthe IC network's held-out loss: {loss:.2f} nats per trace against the prior's {prior:.2f} "
+              f"({count} traces); its costliest addresses:")
         print(site_table(network, traces[args.fit:]))
 
 
