@@ -96,8 +96,11 @@ def test_branching_ic_beats_prior_importance_sampling_tenfold(branching_trainer)
     exact = branching.exact_posterior(observed)
     assert abs(float(ic.mean("count")) - exact["count_mean"]) < 4.5 * exact["count_std"] / math.sqrt(ic.ess)
     probabilities = ic.probabilities("count")
+    # In the far tail (p ~ 1e-4) the normal approximation fails: whether one trace lands on a
+    # count moves its estimate by that trace's weight, so no estimate is finer than the largest.
+    resolution = float(ic.weights().max())
     for count, p in exact["count"].items():
-        assert abs(probabilities.get(count, 0.0) - p) < 4.5 * math.sqrt(p * (1 - p) / ic.ess) + 1e-3
+        assert abs(probabilities.get(count, 0.0) - p) < 4.5 * math.sqrt(p * (1 - p) / ic.ess) + resolution
 
 
 def test_offline_training_from_trace_files(tmp_path):
