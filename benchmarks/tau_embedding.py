@@ -59,8 +59,9 @@ def held_out_loss(network, traces: list) -> tuple[float, int]:
     return loss, len(traces)
 
 
-def site_table(network, traces: list, rows: int = 12) -> str:
-    """The addresses that take most of the held-out loss: -log q and the prior's -log p per trace."""
+def address_losses(network, traces: list) -> tuple[dict[str, float], dict[str, float], int]:
+    """Per address, the network's -log q and the prior's -log p, in nats per trace, over the
+    traces the network knows, and how many those are."""
     traces = known(network, traces)
     proposal: dict[str, float] = {}
     network.eval()
@@ -72,10 +73,20 @@ def site_table(network, traces: list, rows: int = 12) -> str:
     for trace in traces:
         for choice in controlled_samples(trace):
             prior[choice.key] = prior.get(choice.key, 0.0) - choice.log_prob
+    return ({key: value / len(traces) for key, value in proposal.items()},
+            {key: value / len(traces) for key, value in prior.items()}, len(traces))
+
+
+def site_table(network, traces: list, rows: int = 12) -> str:
+    """The addresses that take most of the held-out loss: -log q and the prior's -log p per trace."""
+    proposal, prior, _ = address_losses(network, traces)
+    return format_site_table(proposal, prior, rows)
+
+
+def format_site_table(proposal: dict[str, float], prior: dict[str, float], rows: int = 12) -> str:
     lines = [f"    {'address':<44} {'-log q':>8} {'-log p':>8} {'gain':>7}   (nats per trace)"]
     for key in sorted(proposal, key=proposal.get, reverse=True)[:rows]:
-        q, p = proposal[key] / len(traces), prior[key] / len(traces)
-        lines.append(f"    {key:<44} {q:8.2f} {p:8.2f} {p - q:7.2f}")
+        lines.append(f"    {key:<44} {proposal[key]:8.2f} {prior[key]:8.2f} {prior[key] - proposal[key]:7.2f}")
     return "\n".join(lines)
 
 

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from benchmarks._processes import machine
-from benchmarks.tau_embedding import held_out_loss, known, site_table
+from benchmarks.tau_embedding import address_losses, format_site_table
 from inference.ic.checkpoint import load_checkpoint
-from inference.ic.network import controlled_samples, observed_values
+from inference.ic.network import observed_values
 from inference.trace_file import TraceFile
 from ppx.sparse import densified
 from simulators import tau_decay
@@ -66,18 +66,13 @@ def gaussian_gain(truth: np.ndarray, predicted: np.ndarray, spread: float, low: 
     return math.log(high - low) + float(log_q.mean())
 
 
-def network_gains(network, traces: list) -> dict[str, float]:
-    network.eval()
-    known = [t for t in traces if all(network.knows(c.key) for c in controlled_samples(t))]
-    per_address: dict[str, float] = {}
-    with torch.no_grad():
-        for i in range(0, len(known), 64):
-            network.loss(known[i:i + 64], per_address=per_address)
+def momentum_gains(proposal: dict[str, float]) -> dict[str, float]:
+    """The network's gain over the prior at px, py and pz from its per-address -log q."""
     gains = {}
     for name in MOMENTA:
-        key = next(k for k in per_address if k.split("__")[0] == name)
+        key = next(k for k in proposal if k.split("__")[0] == name)
         low, high = tau_decay.MOMENTUM_PRIOR[name]
-        gains[name] = math.log(high - low) - per_address[key] / len(known)
+        gains[name] = math.log(high - low) - proposal[key]
     return gains
 
 
@@ -106,8 +101,10 @@ def main() -> None:
         predicted = features[held] @ coefficients
         residuals[name] = truth[held, j] - predicted
         gains[name] = gaussian_gain(truth[held, j], predicted, spread, *tau_decay.MOMENTUM_PRIOR[name])
-    network = load_checkpoint(args.network)[0] if args.network else None
-    scored = network_gains(network, traces[args.fit:]) if network else {}
+    scored = {}
+    if args.network:
+        proposal, prior, count = address_losses(load_checkpoint(args.network)[0], traces[args.fit:])
+        scored = momentum_gains(proposal)
     print(f"\n{'':<4}{'prior std':>10}{'fit residual std':>18}{'linear fit gain':>17}"
           + (f"{'IC network gain':>17}" if scored else "") + "   (nats per held-out trace)")
     for name in MOMENTA:
@@ -120,12 +117,10 @@ def main() -> None:
         if rows.sum() >= 20:
             print(f"  {spec.name:<12} {rows.sum():>5} traces  "
                   + "  ".join(f"{name} {residuals[name][rows].std():.2f}" for name in MOMENTA))
-    if network:
-        loss, count = held_out_loss(network, traces[args.fit:])
-        prior = np.mean([-sum(c.log_prob for c in controlled_samples(t)) for t in known(network, traces[args.fit:])])
-        print(f"\nthe IC network's held-out loss: {loss:.2f} nats per trace against the prior's {prior:.2f} "
-              f"({count} traces); its costliest addresses:")
-        print(site_table(network, traces[args.fit:]))
+    if scored:
+        print(f"\nthe IC network's held-out loss: {sum(proposal.values()):.2f} nats per trace against the "
+              f"prior's {sum(prior.values()):.2f} ({count} traces); its costliest addresses:")
+        print(format_site_table(proposal, prior))
 
 
 if __name__ == "__main__":
