@@ -4,7 +4,10 @@ The issue's acceptance run and its benchmark in one script. An IC network is
 trained on prior traces from a pool of tau-decay simulators (or loaded with
 ``--network``); then, on each held-out event (generated from seeds the
 training never sees), IC IS and prior IS run with the same number of simulator
-runs, and on the first ``--rmh-events`` events a long RMH chain runs too. It prints:
+runs, and on the first ``--rmh-events`` events RMH runs twice: ``--rmh-chains`` chains
+started from the most probable of 100 prior traces, and as many started from IC's
+most probable traces (the tau posterior has separate modes close in density, so
+chains from one start find one mode). It prints:
 
 * how often the true decay channel is the posterior mode;
 * how often the central 68% and 95% credible intervals of px, py and pz hold the
@@ -14,7 +17,8 @@ runs, and on the first ``--rmh-events`` events a long RMH chain runs too. It pri
   for IS, ArviZ's for the RMH chain, on px);
 * how many nats below the true trace's log p(x, y) each engine's best and median
   traces lie, which shows a proposal improving long before its ESS leaves 1;
-* IC and RMH posterior means and standard deviations side by side.
+* IC and RMH posterior means and standard deviations side by side, with each RMH
+  run's R-hat across its chains (near 1 only where the chains agree).
 
 This takes hours at its defaults on 2 cores (see README); CI runs none of it.
 
@@ -44,6 +48,7 @@ from simulators import tau_decay
 
 MOMENTA = ("px", "py", "pz")
 LEVELS = (0.68, 0.95)
+RMH_ENGINES = ("RMH", "RMH from IC")
 FIRST_EVENT_SEED = 1_000_000
 """Held-out events use seeds from here on; the demo and the tests use small seeds."""
 
@@ -81,6 +86,7 @@ def assess(posterior: Posterior, truth: dict, seconds: float, runs: int, ess: fl
         "std": {name: float(np.ravel(posterior.std(name))[0]) for name in MOMENTA},
         "ess": ess, "ess_per_run": ess / runs, "ess_per_second": ess / seconds,
         "nats_below_truth": below_truth(posterior, truth),
+        "r_hat": {name: float(np.ravel(posterior.variable_rhat(name))[0]) for name in MOMENTA},
     }
 
 
@@ -115,25 +121,27 @@ def rate(rows: list[dict], test) -> str:
 
 
 def report(results: dict[str, list[dict]]) -> None:
-    print(f"\n{'engine':<10}{'events':>7}  {'true channel at mode':<24}" +
+    print(f"\n{'engine':<13}{'events':>7}  {'true channel at mode':<24}" +
           "".join(f"{name + ' ' + str(level):<24}" for name in MOMENTA for level in LEVELS))
     for engine, rows in results.items():
         cells = "".join(f"{rate(rows, lambda row, k=f'{name}@{level}': row['covered'][k]):<24}"
                         for name in MOMENTA for level in LEVELS)
-        print(f"{engine:<10}{len(rows):>7}  {rate(rows, lambda row: row['mode_is_true_channel']):<24}{cells}")
-    print(f"\n{'engine':<10}{'mean ESS':>10}{'ESS/run':>10}{'ESS/s':>10}   nats below the truth's log p(x, y): "
+        print(f"{engine:<13}{len(rows):>7}  {rate(rows, lambda row: row['mode_is_true_channel']):<24}{cells}")
+    print(f"\n{'engine':<13}{'mean ESS':>10}{'ESS/run':>10}{'ESS/s':>10}   nats below the truth's log p(x, y): "
           f"best trace, median trace (medians over events)")
     for engine, rows in results.items():
         best = np.median([r["nats_below_truth"]["best"] for r in rows])
         median = np.median([r["nats_below_truth"]["median"] for r in rows])
-        print(f"{engine:<10}{np.mean([r['ess'] for r in rows]):>10.1f}"
+        print(f"{engine:<13}{np.mean([r['ess'] for r in rows]):>10.1f}"
               f"{np.mean([r['ess_per_run'] for r in rows]):>10.4f}{np.mean([r['ess_per_second'] for r in rows]):>10.3f}"
               f"   {best:.0f}, {median:.0f}")
-    if results.get("RMH"):
-        print("\nIC IS vs RMH on the same events (mean +- std):")
-        for ic, rmh in zip(results["IC IS"], results["RMH"]):
-            print("  " + "; ".join(f"{name}: {ic['mean'][name]:.2f} +- {ic['std'][name]:.2f} vs "
-                                   f"{rmh['mean'][name]:.2f} +- {rmh['std'][name]:.2f}" for name in MOMENTA))
+    for engine in RMH_ENGINES:
+        if results.get(engine):
+            print(f"\nIC IS vs {engine} on the same events (mean +- std; R-hat over the RMH chains):")
+            for ic, rmh in zip(results["IC IS"], results[engine]):
+                print("  " + "; ".join(f"{name}: {ic['mean'][name]:.2f} +- {ic['std'][name]:.2f} vs "
+                                       f"{rmh['mean'][name]:.2f} +- {rmh['std'][name]:.2f} "
+                                       f"(R-hat {rmh['r_hat'][name]:.2f})" for name in MOMENTA))
 
 
 def main() -> None:
@@ -143,7 +151,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20, help="held-out events")
     parser.add_argument("--traces", type=int, default=2000, help="simulator runs per IS engine per event")
     parser.add_argument("--rmh-events", type=int, default=3)
-    parser.add_argument("--rmh-steps", type=int, default=20_000, help="kept RMH steps per event")
+    parser.add_argument("--rmh-steps", type=int, default=20_000, help="kept RMH steps per event, all chains")
+    parser.add_argument("--rmh-chains", type=int, default=8, help="RMH chains per event and start")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lstm-dim", type=int, default=128)
@@ -155,7 +164,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
-    results: dict[str, list[dict]] = {"IC IS": [], "prior IS": [], "RMH": []}
+    results: dict[str, list[dict]] = {"IC IS": [], "prior IS": [], **{engine: [] for engine in RMH_ENGINES}}
     with SimulatorPool("python -m simulators.tau_decay", workers=args.workers, timeout=120) as pool:
         network = train_network(pool, args, out)
         for index in range(args.events):
@@ -171,10 +180,12 @@ def main() -> None:
                     f"{results['IC IS'][-1]['nats_below_truth']['best']:.0f} nats below the truth (prior IS "
                     f"{results['prior IS'][-1]['nats_below_truth']['best']:.0f})")
             if index < args.rmh_events:
-                rmh, rmh_seconds = timed(lambda: metropolis_hastings(pool, args.rmh_steps, observation, seed=index))
-                ess = float(np.ravel(rmh.variable_ess("px"))[0])
-                results["RMH"].append(assess(rmh, truth, rmh_seconds, rmh.num_traces, ess))
-                line += f"; RMH ESS(px) {ess:.1f}"
+                for engine, starts in zip(RMH_ENGINES, (None, ic.traces)):
+                    rmh, rmh_seconds = timed(lambda: metropolis_hastings(
+                        pool, args.rmh_steps, observation, chains=args.rmh_chains, starts=starts, seed=index))
+                    ess = float(np.ravel(rmh.variable_ess("px"))[0])
+                    results[engine].append(assess(rmh, truth, rmh_seconds, rmh.num_traces, ess))
+                    line += f"; {engine} ESS(px) {ess:.1f}, R-hat(px) {results[engine][-1]['r_hat']['px']:.2f}"
             print(line, flush=True)
     report({engine: rows for engine, rows in results.items() if rows})
     (out / "tau_inference.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2,

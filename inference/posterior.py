@@ -190,7 +190,9 @@ def _percent(fraction: Optional[float]) -> str:
     return "-" if fraction is None else f"{100 * fraction:.1f}%"
 
 
-_TABLE_COLUMNS = ("mean", "std", "ess", "presence", "truth")
+_TABLE_COLUMNS = ("mean", "std", "ess", "r_hat", "presence", "truth")
+_OPTIONAL_COLUMNS = ("r_hat", "truth")
+"""Shown only when some variable has them (R-hat for MCMC draws, truth when given)."""
 
 
 def _format_table(summary: dict[str, Any]) -> str:
@@ -199,10 +201,12 @@ def _format_table(summary: dict[str, Any]) -> str:
               f"ESS {_cell(summary['ess'], 0)} ({_percent(summary['ess_fraction'])})  "
               f"k-hat {_cell(summary['khat'], 0)}  "
               f"log evidence {_cell(summary['log_evidence'], 0)}")
+    if "r_hat" in summary:
+        header += f"  worst R-hat {_cell(summary['r_hat'], 0)}"
     names = list(summary["variables"]) or ["variable"]
     name_width = max(len("variable"), *(len(name) for name in names))
     columns = [c for c in _TABLE_COLUMNS
-               if c != "truth" or any("truth" in e for e in summary["variables"].values())]
+               if c not in _OPTIONAL_COLUMNS or any(c in e for e in summary["variables"].values())]
     lines = [header, "variable".ljust(name_width) + "".join(c.rjust(12) for c in columns)]
     for name, entry in summary["variables"].items():
         if "shape" in entry:
@@ -427,7 +431,25 @@ class Posterior:
             return np.full(values.shape[1:], ess)
         return self._chain_ess(var, values)
 
+    def variable_rhat(self, var: str) -> np.ndarray:
+        """ArviZ's rank-normalised split R-hat of ``var`` across MCMC chains, elementwise.
+
+        Values well above 1 (ArviZ suggests 1.01) say the chains have not mixed: they
+        disagree, or each is still drifting. NaN for weighted traces and for prior
+        draws, which have no chains, and where a chain has fewer than four draws of
+        ``var``.
+        """
+        values = self.values(var)
+        if self.is_weighted or self.engine == "prior":
+            return np.full(values.shape[1:], np.nan)
+        return self._chain_statistic(var, values, "rhat")
+
     def _chain_ess(self, var: str, values: np.ndarray) -> np.ndarray:
+        return self._chain_statistic(var, values, "ess")
+
+    def _chain_statistic(self, var: str, values: np.ndarray, statistic: str) -> np.ndarray:
+        """ArviZ's ``statistic`` ("ess" or "rhat") over the chains' draws of ``var``, each cut
+        to the shortest chain's count."""
         chains = self._chain[self._column(var).index]
         per_chain = [values[chains == c] for c in np.unique(chains)]
         draws = min(len(draws) for draws in per_chain)
@@ -435,8 +457,8 @@ class Posterior:
             return np.full(values.shape[1:], np.nan)
         stacked = np.stack([draws_of_chain[:draws] for draws_of_chain in per_chain])
         az = _arviz()
-        ess = az.ess(az.convert_to_dataset({"v": stacked}))["v"].values
-        return np.asarray(ess, dtype=np.float64).reshape(values.shape[1:])
+        result = getattr(az, statistic)(az.convert_to_dataset({"v": stacked}))["v"].values
+        return np.asarray(result, dtype=np.float64).reshape(values.shape[1:])
 
     # ---- reports -----------------------------------------------------------------------
 
@@ -445,9 +467,11 @@ class Posterior:
 
         Top level: engine, num_traces, ess, ess_fraction, khat, log_evidence and
         ``variables``; for equally weighted MCMC draws the top-level ess is the
-        smallest per-variable ESS (for prior draws, the number of traces). Each scalar, and each element ``name[i]`` of a tensor of at
-        most ``SUMMARY_MAX_ELEMENTS`` elements, gets mean, std, ess, khat (the
-        run's, repeated for convenience), presence and, when given, truth. Larger
+        smallest per-variable ESS (for prior draws, the number of traces), and
+        r_hat the largest per-variable R-hat. Each scalar, and each element
+        ``name[i]`` of a tensor of at most ``SUMMARY_MAX_ELEMENTS`` elements, gets
+        mean, std, ess, khat (the run's, repeated for convenience), presence, r_hat
+        for MCMC draws and, when given, truth. Larger
         or varying-shape tensors get only presence and shape. Numbers JSON cannot
         hold (NaN, infinity) become None.
         """
@@ -461,7 +485,7 @@ class Posterior:
             # (Prior draws are independent: each is a whole effective sample.)
             per_variable = [v["ess"] for v in variables.values() if v.get("ess") is not None]
             ess = min(per_variable) if per_variable else float("nan")
-        return {
+        summary = {
             "engine": self.engine,
             "num_traces": self.num_traces,
             "ess": _json_float(ess),
@@ -470,6 +494,10 @@ class Posterior:
             "log_evidence": _json_float(self.log_evidence),
             "variables": variables,
         }
+        if not self.is_weighted and self.engine != "prior":
+            r_hats = [v["r_hat"] for v in variables.values() if v.get("r_hat") is not None]
+            summary["r_hat"] = max(r_hats) if r_hats else None
+        return summary
 
     def _summarise_variable(self, var: str, truth: Any) -> dict[str, dict[str, Any]]:
         presence = self.presence(var)
@@ -485,6 +513,8 @@ class Posterior:
             "std": self.std(var).ravel(),
             "ess": self.variable_ess(var).ravel(),
         }
+        if not self.is_weighted and self.engine != "prior":
+            columns["r_hat"] = self.variable_rhat(var).ravel()
         if truth is not None:
             columns["truth"] = np.broadcast_to(np.asarray(truth, dtype=np.float64), shape).ravel()
         entries = {}

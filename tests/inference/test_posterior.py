@@ -160,6 +160,27 @@ def test_mcmc_ess_uses_chain_structure():
     np.testing.assert_allclose(data.posterior["mu"].values, sticky)
 
 
+def test_rhat_flags_chains_that_disagree():
+    """Four chains of 500 independent draws: R-hat is within 1.01 of 1 when they share a
+    distribution (it spreads by about 0.001 at this size) and far above it when one chain sits
+    two standard deviations away, as a chain stuck in another mode does."""
+    rng = np.random.default_rng(11)
+    draws, chains = 500, 4
+    shared = rng.normal(size=(chains, draws))
+    stuck = shared + np.array([0.0, 0.0, 0.0, 2.0])[:, None]
+    traces = [make_trace(s, extra=t) for s, t in zip(shared.ravel(), stuck.ravel())]
+    posterior = Posterior(traces, chain=np.repeat(np.arange(chains), draws), engine="rmh")
+    assert abs(float(posterior.variable_rhat("mu")) - 1) < 0.01
+    assert float(posterior.variable_rhat("extra")) > 1.2
+    summary = posterior.summary()
+    assert summary["r_hat"] == pytest.approx(float(posterior.variable_rhat("extra")))
+    assert summary["variables"]["mu"]["r_hat"] == pytest.approx(float(posterior.variable_rhat("mu")))
+    assert "R-hat" in posterior.table() and "r_hat" in posterior.table()
+    weighted = Posterior(traces, np.zeros(len(traces)))
+    assert np.isnan(weighted.variable_rhat("mu"))
+    assert "r_hat" not in weighted.summary() and "r_hat" not in weighted.table()
+
+
 def test_prior_draws_count_whole_in_the_summary_ess():
     """A variable present in few prior traces has a small ESS of its own; the run's is every draw."""
     rng = np.random.default_rng(3)
