@@ -241,9 +241,10 @@ class TraceWriter(AtomicHDF5Writer):
             _append_ragged(file[group], getattr(batch, group), self._compression)
 
 def write_traces(path: PathLike, traces: Sequence[Trace],
-                 log_weights: Optional[Sequence[float]] = None, model_name: str = "") -> None:
+                 log_weights: Optional[Sequence[float]] = None, model_name: str = "", *,
+                 compression: Optional[str] = None) -> None:
     """Write ``traces`` to ``path`` in one go (see ``TraceWriter``)."""
-    with TraceWriter(path, model_name) as writer:
+    with TraceWriter(path, model_name, compression=compression) as writer:
         writer.write(traces, log_weights)
 
 

@@ -24,6 +24,7 @@ from inference.trace_file import write_traces
 from inference.trace_shards import Shard, plan_shards
 
 Draw = Callable[[int], list[Trace]]
+COMPRESSION_CHOICES = ("lzf", "gzip", "none")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard-size", type=positive_int, metavar="N",
                         help="make --out a directory of trace files of N traces each (prior-000000.h5, ...), "
                              "each written whole; running the same command again writes only missing shards")
+    parser.add_argument("--compression", choices=COMPRESSION_CHOICES, default="lzf",
+                        help="HDF5 filter for --out: lzf (default; tau traces shrink 2.3x for about 40%% "
+                             "more writing time), gzip (a little smaller, twice lzf's time) or none")
     parser.set_defaults(run=run)
 
 
@@ -62,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
             return simulator.prior(count, observations, batch_size=args.batch_size, on_done=advance)
 
         model_name = getattr(simulator, "model_name", "")
+        compression = None if args.compression == "none" else args.compression
         if shards:
-            traces = _write_shards(args.out, shards, missing, draw, model_name)
+            traces = _write_shards(args.out, shards, missing, draw, model_name, compression)
         else:
-            traces = _draw_to_file(args.out, args.num_traces, draw, model_name)
+            traces = _draw_to_file(args.out, args.num_traces, draw, model_name, compression)
         observed_names.check()
     seconds = time.perf_counter() - started
     posterior = Posterior(traces, None, engine="prior")
@@ -85,12 +90,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw_to_file(path: str | None, num_traces: int, draw: Draw, model_name: str) -> list[Trace]:
+def _draw_to_file(path: str | None, num_traces: int, draw: Draw, model_name: str,
+                  compression: str | None) -> list[Trace]:
     """Draw ``num_traces`` traces, written to the one file ``path`` (if given) as a whole or not at all."""
     traces = draw(num_traces)
     if path:
         try:
-            write_traces(path, traces, model_name=model_name)
+            write_traces(path, traces, model_name=model_name, compression=compression)
         except OutOfSpace as err:
             raise OutOfSpace(err.path, err.cause,
                              f"no traces were saved ({path} is written whole or not at all; "
@@ -99,7 +105,7 @@ def _draw_to_file(path: str | None, num_traces: int, draw: Draw, model_name: str
 
 
 def _write_shards(directory: str, shards: list[Shard], missing: list[Shard], draw: Draw,
-                  model_name: str) -> list[Trace]:
+                  model_name: str, compression: str | None) -> list[Trace]:
     """Draw and write each missing shard in turn, returning the last one's traces (memory stays one
     shard's worth, however big the dataset); a full disk stops with what is saved named."""
     os.makedirs(directory, exist_ok=True)
@@ -107,7 +113,7 @@ def _write_shards(directory: str, shards: list[Shard], missing: list[Shard], dra
     for shard in missing:
         chunk = draw(shard.num_traces)
         try:
-            write_traces(shard.path, chunk, model_name=model_name)
+            write_traces(shard.path, chunk, model_name=model_name, compression=compression)
         except OutOfSpace as err:
             saved = [s for s in shards if s.complete]
             raise OutOfSpace(err.path, err.cause,

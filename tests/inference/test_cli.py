@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import arviz
+import h5py
 import pytest
 import torch
 
@@ -56,6 +57,25 @@ def test_prior_writes_trace_file_from_running_simulator(start_simulator, tmp_pat
     assert json.loads(run.stdout)["traces"] == 300
     traces = read_traces(out)
     assert len(traces) == 300 and [c.name for c in traces[0]] == ["mu", "obs0", "obs1"]
+
+
+@pytest.mark.parametrize("flag, expected", [([], "lzf"), (["--compression", "gzip"], "gzip"),
+                                            (["--compression", "none"], None)])
+def test_prior_compresses_trace_files(tmp_path, flag, expected):
+    out = tmp_path / "prior.h5"
+    run = ppx("prior", "--model", "simulators.gaussian:model", "-n", "50", "--seed", "2", "--out", str(out),
+              "--quiet", *flag)
+    assert run.returncode == 0, run.stderr
+    with h5py.File(out) as file:
+        filters = {dataset.compression for dataset in _datasets(file) if dataset.dtype.kind in "iuf"}
+    assert filters == {expected}
+    assert len(read_traces(out)) == 50
+
+
+def _datasets(group: h5py.Group) -> list[h5py.Dataset]:
+    found = []
+    group.visititems(lambda _, item: found.append(item) if isinstance(item, h5py.Dataset) else None)
+    return found
 
 
 @pytest.mark.parametrize("args, message", [
