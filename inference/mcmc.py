@@ -63,11 +63,14 @@ def _is_discrete(distribution: torch.distributions.Distribution) -> bool:
     return bool(distribution.support.is_discrete)
 
 
-def random_walk(choice: Choice, scale: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def random_walk(choice: Choice, scale: float, rng: np.random.Generator) -> Optional[tuple[np.ndarray, float]]:
     """A Gaussian step in the unconstrained space of a continuous site.
 
     Returns the new value and log q(old | new) - log q(new | old), which is the
-    change in the log Jacobian of the map from unconstrained to constrained values.
+    change in the log Jacobian of the map from unconstrained to constrained values;
+    or None where floating point cannot represent the move: a long step that
+    overflows, or that rounds onto the support's edge (a Uniform's bound, a
+    LogNormal's 0), where the simulator would run a state of zero density.
     """
     distribution = choice.distribution
     transform = biject_to(distribution.support)
@@ -78,8 +81,12 @@ def random_walk(choice: Choice, scale: float, rng: np.random.Generator) -> tuple
     noise = torch.as_tensor(rng.normal(size=tuple(unconstrained.shape)), dtype=torch.float64)
     moved = unconstrained + step_scale * noise
     new = transform(moved)
+    if not (torch.isfinite(new).all() and torch.isfinite(transform.inv(new)).all()):
+        return None
     jacobian_change = (transform.log_abs_det_jacobian(moved, new).sum()
                        - transform.log_abs_det_jacobian(unconstrained, old).sum())
+    if not math.isfinite(float(jacobian_change)):
+        return None
     return new.numpy(), float(jacobian_change)
 
 
@@ -104,9 +111,12 @@ class _Chain:
         self.log_scales: dict[str, float] = {}
         """Per-site log step sizes (by address key), tuned while ``adapting``."""
         self.visits: dict[str, int] = {}
+        self.unrun_key: Optional[str] = None
+        """The site of the last step ``reject`` settles."""
 
     def propose(self):
-        """The controller for the next run, or None when the trace has no controlled sample."""
+        """The controller for the next run: PRIOR when the trace has no controlled sample, None
+        when the step is rejected without a run (``reject``)."""
         sites = _controlled(self.trace)
         if not sites:
             self.pending = None
@@ -114,7 +124,11 @@ class _Chain:
         target = list(sites.values())[self.rng.integers(len(sites))]
         if self.kernel == "rmh" and not _is_discrete(target.distribution):
             scale = math.exp(self.log_scales.get(target.key, math.log(self.scale)))
-            proposed, kernel_log_ratio = random_walk(target, scale, self.rng)
+            walked = random_walk(target, scale, self.rng)
+            if walked is None:
+                self.pending, self.unrun_key = None, target.key
+                return None
+            proposed, kernel_log_ratio = walked
         else:
             proposed = draw_from_prior(target.distribution)
             # log q(old|new) - log q(new|old) for a prior proposal at this site.
@@ -146,6 +160,12 @@ class _Chain:
             self.accepted += 1
         if self.adapting and self.kernel == "rmh" and not _is_discrete(step.target.distribution):
             self._adapt(step.target.key, 0.0 if math.isnan(log_accept) else math.exp(min(0.0, log_accept)))
+
+    def reject(self) -> None:
+        """Settle a step whose move floating point could not represent: rejected, unrun."""
+        self.steps += 1
+        if self.adapting:
+            self._adapt(self.unrun_key, 0.0)
 
     def _adapt(self, key: str, acceptance_probability: float) -> None:
         visits = self.visits.get(key, 0) + 1
@@ -225,9 +245,15 @@ def metropolis_hastings(
                 for chain in chain_states:
                     chain.adapting = False
                     chain.accepted = chain.steps = 0  # the rate reported is that of the kept kernel
-            candidates = simulator.run_many([c.propose() for c in chain_states], observations)
-            for index, (chain, candidate) in enumerate(zip(chain_states, candidates)):
-                chain.settle(candidate)
+            controllers = [c.propose() for c in chain_states]
+            runnable = [i for i, controller in enumerate(controllers) if controller is not None]
+            ran = simulator.run_many([controllers[i] for i in runnable], observations) if runnable else []
+            candidates = dict(zip(runnable, ran))
+            for index, chain in enumerate(chain_states):
+                if index in candidates:
+                    chain.settle(candidates[index])
+                else:
+                    chain.reject()
                 if step >= burn_in and (step - burn_in) % thin == 0:
                     kept.append(chain.trace)
                     chain_index.append(index)

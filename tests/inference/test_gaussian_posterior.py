@@ -115,3 +115,25 @@ def test_chains_can_start_from_given_traces():
     assert abs(float(started.values("mu")[0]) - 3.0) < 0.3  # the most probable start was taken
     with pytest.raises(ValueError, match="2 chains need at least as many starting traces, got 1"):
         metropolis_hastings(simulator, 20, {"y": 3.0}, starts=near[:1], chains=2)
+
+
+def edge_averse_model():
+    """A LogNormal site that the model, like a simulator computing with it, cannot run at 0 or infinity."""
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    factor = ppx.sample(dist.LogNormal(zero, zero + 1.0), name="factor")
+    if not 0.0 < float(factor) < math.inf:
+        raise ValueError(f"factor = {float(factor)} is on the edge of its support")
+    ppx.observe(dist.Normal(torch.log(factor), 1.0), name="y")
+
+
+def test_random_walk_steps_that_round_onto_the_support_edge_are_rejected_unrun():
+    # Steps of 1,000 in log units: exp() of a move beyond 709 overflows, below -745 rounds to 0.
+    chain = metropolis_hastings(LocalSimulator(edge_averse_model), 400, {"y": 0.5}, kernel="rmh", scale=1000.0,
+                                adapt=False, chains=1, seed=1)
+    values = chain.values("factor")
+    assert np.all((values > 0) & np.isfinite(values))
+    assert chain.acceptance_rate < 0.05
+    # Tuned, the step shrinks from 1,000 to where moves land inside: the chain accepts near the target rate.
+    tuned = metropolis_hastings(LocalSimulator(edge_averse_model), 1000, {"y": 0.5}, kernel="rmh", scale=1000.0,
+                                chains=1, seed=1, burn_in=2000)
+    assert 0.3 < tuned.acceptance_rate < 0.6
