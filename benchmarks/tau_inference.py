@@ -43,6 +43,7 @@ from inference.mcmc import metropolis_hastings
 from inference.pool import SimulatorPool
 from inference.posterior import Posterior
 from inference.trace import Trace
+from ppx.errors import SimulatorError
 from ppx.simulator import record_prior_trace
 from simulators import tau_decay
 
@@ -138,7 +139,8 @@ def report(results: dict[str, list[dict]]) -> None:
     for engine in RMH_ENGINES:
         if results.get(engine):
             print(f"\nIC IS vs {engine} on the same events (mean +- std; R-hat over the RMH chains):")
-            for ic, rmh in zip(results["IC IS"], results[engine]):
+            for rmh in results[engine]:
+                ic = results["IC IS"][rmh["event"]]
                 print("  " + "; ".join(f"{name}: {ic['mean'][name]:.2f} +- {ic['std'][name]:.2f} vs "
                                        f"{rmh['mean'][name]:.2f} +- {rmh['std'][name]:.2f} "
                                        f"(R-hat {rmh['r_hat'][name]:.2f})" for name in MOMENTA))
@@ -181,10 +183,14 @@ def main() -> None:
                     f"{results['prior IS'][-1]['nats_below_truth']['best']:.0f})")
             if index < args.rmh_events:
                 for engine, starts in zip(RMH_ENGINES, (None, ic.traces)):
-                    rmh, rmh_seconds = timed(lambda: metropolis_hastings(
-                        pool, args.rmh_steps, observation, chains=args.rmh_chains, starts=starts, seed=index))
+                    try:
+                        rmh, rmh_seconds = timed(lambda: metropolis_hastings(
+                            pool, args.rmh_steps, observation, chains=args.rmh_chains, starts=starts, seed=index))
+                    except SimulatorError as err:  # reported, so that one failure does not cost the run
+                        line += f"; {engine} failed: {str(err)[:300]}"
+                        continue
                     ess = float(np.ravel(rmh.variable_ess("px"))[0])
-                    results[engine].append(assess(rmh, truth, rmh_seconds, rmh.num_traces, ess))
+                    results[engine].append(dict(assess(rmh, truth, rmh_seconds, rmh.num_traces, ess), event=index))
                     line += f"; {engine} ESS(px) {ess:.1f}, R-hat(px) {results[engine][-1]['r_hat']['px']:.2f}"
             print(line, flush=True)
     report({engine: rows for engine, rows in results.items() if rows})

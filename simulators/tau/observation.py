@@ -63,19 +63,22 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
     rng = np.random.default_rng(int(seed))
     expected, variance = np.zeros(VOXELS), np.full(VOXELS, NOISE_GEV ** 2)
     image = NOISE_GEV * rng.standard_normal(VOXELS)
+    placed = []
     for particle in particles:
         kind_of_response = particle.species.response
         if kind_of_response in (Response.INVISIBLE, Response.DECAYS):
             continue
         eta, phi = detector.impact_point(particle.momentum)
+        placed.append(f"{particle.label} (E {particle.momentum[0]:.4g} GeV, eta {eta:.4g}, phi {phi:.4g})")
         if kind_of_response == Response.MIP:
             mean = detector.place_track(eta, phi)
             image += detector.place_track(eta, phi, landau_fluctuations(VOXELS[2], rng))
         else:
             kind, energy = particle.species.shower_kind, float(particle.momentum[0])
             average = mean_response(shower_stage)(kind, energy)
-            mean = _response_factor(particle.label, average.spread) * detector.place_shower(
-                average.layers, eta, phi, kind, energy)
+            factor = _response_factor(particle.label, average.spread)
+            placed[-1] += f" x response {factor:.4g}"
+            mean = factor * detector.place_shower(average.layers, eta, phi, kind, energy)
             shower = detector.place_shower(detector.staged_shower(kind, energy, shower_stage, rng), eta, phi,
                                            kind, energy)
             if shower.sum() > DEGENERATE_SHOWER * mean.sum():
@@ -84,5 +87,7 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
                 image += mean
         expected += mean
         variance += STOCHASTIC_GEV.get(kind_of_response, 0.0) * mean + (SHAPE_SPREAD[kind_of_response] * mean) ** 2
+    if not (np.isfinite(expected).all() and np.isfinite(variance).all() and (variance > 0).all()):
+        raise ValueError(f"the calorimeter's expected image is not finite and positive for: {', '.join(placed)}")
     ppx.observe(dist.Normal(torch.from_numpy(expected), torch.from_numpy(np.sqrt(variance))),
                 torch.from_numpy(image), name="calorimeter")
