@@ -68,9 +68,9 @@ def random_walk(choice: Choice, scale: float, rng: np.random.Generator) -> Optio
 
     Returns the new value and log q(old | new) - log q(new | old), which is the
     change in the log Jacobian of the map from unconstrained to constrained values;
-    or None where floating point cannot represent the move: a long step that
-    overflows, or that rounds onto the support's edge (a Uniform's bound, a
-    LogNormal's 0), where the simulator would run a state of zero density.
+    or None where floating point cannot represent the move: a long step whose
+    value overflows or rounds onto the support's edge (a LogNormal's exp() reaching
+    infinity or 0), a state of zero density the simulator need not run.
     """
     distribution = choice.distribution
     transform = biject_to(distribution.support)

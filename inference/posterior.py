@@ -429,7 +429,12 @@ class Posterior:
             weights = self._weights[self._column(var).index]
             ess = weights.sum() ** 2 / np.sum(weights ** 2) if weights.any() else 0.0
             return np.full(values.shape[1:], ess)
-        return self._chain_ess(var, values)
+        return self._chain_statistic(var, values, "ess")
+
+    @property
+    def _is_mcmc(self) -> bool:
+        """Equally weighted draws from chains (prior draws are equally weighted but independent)."""
+        return not self.is_weighted and self.engine != "prior"
 
     def variable_rhat(self, var: str) -> np.ndarray:
         """ArviZ's rank-normalised split R-hat of ``var`` across MCMC chains, elementwise.
@@ -440,12 +445,9 @@ class Posterior:
         ``var``.
         """
         values = self.values(var)
-        if self.is_weighted or self.engine == "prior":
+        if not self._is_mcmc:
             return np.full(values.shape[1:], np.nan)
         return self._chain_statistic(var, values, "rhat")
-
-    def _chain_ess(self, var: str, values: np.ndarray) -> np.ndarray:
-        return self._chain_statistic(var, values, "ess")
 
     def _chain_statistic(self, var: str, values: np.ndarray, statistic: str) -> np.ndarray:
         """ArviZ's ``statistic`` ("ess" or "rhat") over the chains' draws of ``var``, each cut
@@ -480,7 +482,7 @@ class Posterior:
         for var in self._named:
             variables.update(self._summarise_variable(var, truth.get(var)))
         ess = self.ess
-        if not self.is_weighted and self.engine != "prior":
+        if self._is_mcmc:
             # Equally weighted MCMC draws are autocorrelated: report the worst variable's ESS.
             # (Prior draws are independent: each is a whole effective sample.)
             per_variable = [v["ess"] for v in variables.values() if v.get("ess") is not None]
@@ -494,7 +496,7 @@ class Posterior:
             "log_evidence": _json_float(self.log_evidence),
             "variables": variables,
         }
-        if not self.is_weighted and self.engine != "prior":
+        if self._is_mcmc:
             r_hats = [v["r_hat"] for v in variables.values() if v.get("r_hat") is not None]
             summary["r_hat"] = max(r_hats) if r_hats else None
         return summary
@@ -513,7 +515,7 @@ class Posterior:
             "std": self.std(var).ravel(),
             "ess": self.variable_ess(var).ravel(),
         }
-        if not self.is_weighted and self.engine != "prior":
+        if self._is_mcmc:
             columns["r_hat"] = self.variable_rhat(var).ravel()
         if truth is not None:
             columns["truth"] = np.broadcast_to(np.asarray(truth, dtype=np.float64), shape).ravel()

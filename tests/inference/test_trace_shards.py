@@ -50,9 +50,9 @@ def test_full_disk_keeps_completed_shards_and_the_same_command_resumes(tmp_path,
         write_traces(shard.path, LocalSimulator(gaussian.model).prior(shard.num_traces))
     first = {name: os.stat(out / name) for name in os.listdir(out)}
 
-    # The disk fills up while the next shard is written (every shard file is over 1 MB).
+    # The disk fills up while the next shard is written (every shard file is about 100 kB, lzf-compressed).
     full = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                          preexec_fn=limited_file_size(500_000))
+                          preexec_fn=limited_file_size(50_000))
     assert full.returncode == 2, full.stderr
     assert (f"ppx prior: error: disk full or file too large while writing {out}/prior-000002.h5 "
             f"(File too large); 200 of 400 traces are saved in {out} (2 of 4 shards)") in full.stderr
@@ -76,7 +76,7 @@ def test_full_disk_keeps_completed_shards_and_the_same_command_resumes(tmp_path,
 def test_full_disk_with_one_output_file_says_nothing_was_saved(tmp_path):
     out = tmp_path / "prior.h5"
     run = subprocess.run([*PRIOR, "-n", "100", "--out", str(out)], capture_output=True, text=True, timeout=120,
-                         preexec_fn=limited_file_size(500_000))
+                         preexec_fn=limited_file_size(50_000))
     assert run.returncode == 2, run.stderr
     assert f"disk full or file too large while writing {out} (File too large); no traces were saved" in run.stderr
     assert os.listdir(tmp_path) == []
