@@ -69,7 +69,7 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
         if kind_of_response in (Response.INVISIBLE, Response.DECAYS):
             continue
         eta, phi = detector.impact_point(particle.momentum)
-        placed.append(f"{particle.label} (E {particle.momentum[0]:.4g} GeV, eta {eta:.4g}, phi {phi:.4g})")
+        placed.append([particle.label, float(particle.momentum[0]), eta, phi, None])
         if kind_of_response == Response.MIP:
             mean = detector.place_track(eta, phi)
             image += detector.place_track(eta, phi, landau_fluctuations(VOXELS[2], rng))
@@ -77,7 +77,7 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
             kind, energy = particle.species.shower_kind, float(particle.momentum[0])
             average = mean_response(shower_stage)(kind, energy)
             factor = _response_factor(particle.label, average.spread)
-            placed[-1] += f" x response {factor:.4g}"
+            placed[-1][-1] = factor
             mean = factor * detector.place_shower(average.layers, eta, phi, kind, energy)
             shower = detector.place_shower(detector.staged_shower(kind, energy, shower_stage, rng), eta, phi,
                                            kind, energy)
@@ -88,6 +88,8 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
         expected += mean
         variance += STOCHASTIC_GEV.get(kind_of_response, 0.0) * mean + (SHAPE_SPREAD[kind_of_response] * mean) ** 2
     if not (np.isfinite(expected).all() and np.isfinite(variance).all() and (variance > 0).all()):
-        raise ValueError(f"the calorimeter's expected image is not finite and positive for: {', '.join(placed)}")
+        raise ValueError("the calorimeter's expected image is not finite and positive for: " + ", ".join(
+            f"{label} (E {energy:.4g} GeV, eta {eta:.4g}, phi {phi:.4g}, response factor {factor})"
+            for label, energy, eta, phi, factor in placed))
     ppx.observe(dist.Normal(torch.from_numpy(expected), torch.from_numpy(np.sqrt(variance))),
                 torch.from_numpy(image), name="calorimeter")
