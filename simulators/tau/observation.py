@@ -69,7 +69,7 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
         if kind_of_response in (Response.INVISIBLE, Response.DECAYS):
             continue
         eta, phi = detector.impact_point(particle.momentum)
-        placed.append([particle.label, float(particle.momentum[0]), eta, phi, None])
+        factor = None
         if kind_of_response == Response.MIP:
             mean = detector.place_track(eta, phi)
             image += detector.place_track(eta, phi, landau_fluctuations(VOXELS[2], rng))
@@ -77,7 +77,6 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
             kind, energy = particle.species.shower_kind, float(particle.momentum[0])
             average = mean_response(shower_stage)(kind, energy)
             factor = _response_factor(particle.label, average.spread)
-            placed[-1][-1] = factor
             mean = factor * detector.place_shower(average.layers, eta, phi, kind, energy)
             shower = detector.place_shower(detector.staged_shower(kind, energy, shower_stage, rng), eta, phi,
                                            kind, energy)
@@ -85,6 +84,7 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
                 image += shower * (mean.sum() / shower.sum())
             else:
                 image += mean
+        placed.append((particle.label, float(particle.momentum[0]), eta, phi, factor))
         expected += mean
         variance += STOCHASTIC_GEV.get(kind_of_response, 0.0) * mean + (SHAPE_SPREAD[kind_of_response] * mean) ** 2
     if not (np.isfinite(expected).all() and np.isfinite(variance).all() and (variance > 0).all()):
