@@ -86,7 +86,10 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
                 image += mean
         placed.append((particle.label, float(particle.momentum[0]), eta, phi, factor))
         expected += mean
-        variance += STOCHASTIC_GEV.get(kind_of_response, 0.0) * mean + (SHAPE_SPREAD[kind_of_response] * mean) ** 2
+        # The stage's average showers dip slightly below zero in some cells; scaled by a large response
+        # factor, a stochastic term linear in them would take the variance below the electronic noise.
+        variance += (STOCHASTIC_GEV.get(kind_of_response, 0.0) * np.maximum(mean, 0.0)
+                     + (SHAPE_SPREAD[kind_of_response] * mean) ** 2)
     if not (np.isfinite(expected).all() and np.isfinite(variance).all() and (variance > 0).all()):
         raise ValueError("the calorimeter's expected image is not finite and positive for: " + ", ".join(
             f"{label} (E {energy:.4g} GeV, eta {eta:.4g}, phi {phi:.4g}, response factor {factor})"

@@ -310,3 +310,20 @@ def test_generate_event_is_reproducible_and_consistent():
     final = [p for label, p in truth["momenta"].items() if not label.startswith("pi0") or "_gamma_" in label]
     assert np.allclose(sum(final), tau, atol=1e-9 * tau[0])
     assert truth["num_samples"] >= 8
+
+
+def test_a_pion_with_a_large_response_factor_keeps_the_variance_above_the_noise(monkeypatch):
+    """The stage's average pion shower dips below zero in a few cells; an RMH or SMC step to a
+    response factor of 350 once made those cells' variance negative and the likelihood undefined."""
+    from simulators.tau import observation
+    from simulators.tau.particles import CHARGED_PION
+
+    monkeypatch.setattr(observation, "_response_factor", lambda label, spread: 350.0)
+    energy, eta, phi = 6.3, 0.14, -0.023
+    transverse = energy / math.cosh(eta)
+    pion = Particle("pi_plus", CHARGED_PION, np.array([energy, transverse * math.cos(phi),
+                                                       transverse * math.sin(phi), transverse * math.sinh(eta)]))
+    records, _ = record_prior_trace(lambda: observation.observe_calorimeter([pion], tau_decay.SHOWER_STAGE))
+    mean, sigma = _by_name(records)["calorimeter"].distribution.params
+    assert mean.min() < 0  # the dip the fix guards against is there
+    assert np.all(sigma >= observation.NOISE_GEV)
