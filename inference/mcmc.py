@@ -53,18 +53,22 @@ def _controlled(trace: Trace) -> dict[str, Choice]:
     return {c.key: c for c in trace.choices if c.kind == RECORD_SAMPLE and c.control}
 
 
+def _log_prior(trace: Trace) -> float:
+    """log prior density of the controlled choices (uncontrolled ones cancel from every ratio)."""
+    return sum(c.log_prob for c in trace.choices if c.kind == RECORD_SAMPLE and c.control)
+
+
 def _log_joint(trace: Trace) -> float:
-    """log density of the controlled choices and the observations (uncontrolled ones cancel)."""
-    return trace.log_likelihood + sum(c.log_prob for c in trace.choices
-                                      if c.kind == RECORD_SAMPLE and c.control)
+    """log density of the controlled choices and the observations."""
+    return trace.log_likelihood + _log_prior(trace)
 
 
 def _is_discrete(distribution: torch.distributions.Distribution) -> bool:
     return bool(distribution.support.is_discrete)
 
 
-def random_walk(choice: Choice, scale: float, rng: np.random.Generator) -> Optional[tuple[np.ndarray, float]]:
-    """A Gaussian step in the unconstrained space of a continuous site.
+def random_walk(choice: Choice, step: float, rng: np.random.Generator) -> Optional[tuple[np.ndarray, float]]:
+    """A Gaussian step of standard deviation ``step`` in the unconstrained space of a continuous site.
 
     Returns the new value and log q(old | new) - log q(new | old), which is the
     change in the log Jacobian of the map from unconstrained to constrained values;
@@ -72,14 +76,11 @@ def random_walk(choice: Choice, scale: float, rng: np.random.Generator) -> Optio
     value overflows or rounds onto the support's edge (a LogNormal's exp() reaching
     infinity or 0), a state of zero density the simulator need not run.
     """
-    distribution = choice.distribution
-    transform = biject_to(distribution.support)
+    transform = biject_to(choice.distribution.support)
     old = torch.as_tensor(choice.value, dtype=torch.float64)
     unconstrained = transform.inv(old)
-    step_scale = scale * (float(distribution.stddev.mean()) if distribution.support == torch.distributions.constraints.real
-                          else 1.0)
     noise = torch.as_tensor(rng.normal(size=tuple(unconstrained.shape)), dtype=torch.float64)
-    moved = unconstrained + step_scale * noise
+    moved = unconstrained + step * noise
     new = transform(moved)
     if not (torch.isfinite(new).all() and torch.isfinite(transform.inv(new)).all()):
         return None
@@ -99,7 +100,8 @@ class _Step:
 
 
 class _Chain:
-    def __init__(self, trace: Trace, kernel: Kernel, scale: float, rng: np.random.Generator) -> None:
+    def __init__(self, trace: Trace, kernel: Kernel, scale: float, rng: np.random.Generator,
+                 temperature: float = 1.0) -> None:
         self.trace = trace
         self.kernel = kernel
         self.scale = scale
@@ -113,6 +115,20 @@ class _Chain:
         self.visits: dict[str, int] = {}
         self.unrun_key: Optional[str] = None
         """The site of the last step ``reject`` settles."""
+        self.temperature = temperature
+        """The power of the likelihood in the target (below 1 on a tempering ladder)."""
+
+    def _log_target(self, trace: Trace) -> float:
+        return self.temperature * trace.log_likelihood + _log_prior(trace)
+
+    def step_size(self, target: Choice) -> float:
+        """The random-walk step at ``target``, in its unconstrained space: the site's tuned
+        scale, in prior standard deviations for a real-valued site."""
+        scale = math.exp(self.log_scales.get(target.key, math.log(self.scale)))
+        distribution = target.distribution
+        if distribution.support == torch.distributions.constraints.real:
+            return scale * float(distribution.stddev.mean())
+        return scale
 
     def propose(self):
         """The controller for the next run: PRIOR when the trace has no controlled sample, None
@@ -123,8 +139,7 @@ class _Chain:
             return PRIOR
         target = list(sites.values())[self.rng.integers(len(sites))]
         if self.kernel == "rmh" and not _is_discrete(target.distribution):
-            scale = math.exp(self.log_scales.get(target.key, math.log(self.scale)))
-            walked = random_walk(target, scale, self.rng)
+            walked = random_walk(target, self.step_size(target), self.rng)
             if walked is None:
                 self.pending, self.unrun_key = None, target.key
                 return None
@@ -151,7 +166,7 @@ class _Chain:
         stale = sum(c.log_prob for key, c in old_sites.items()
                     if key != step.target.key and key not in step.replay.reused)
         fresh = sum(new_sites[key].log_prob for key in step.replay.fresh if key in new_sites)
-        log_accept = (_log_joint(candidate) - _log_joint(self.trace)
+        log_accept = (self._log_target(candidate) - self._log_target(self.trace)
                       + math.log(len(old_sites)) - math.log(max(len(new_sites), 1))
                       + step.kernel_log_ratio + stale - fresh)
         accepted = math.log(self.rng.random()) < log_accept

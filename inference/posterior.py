@@ -229,6 +229,8 @@ class Posterior:
         chain: the MCMC chain of each trace (draws of a chain in trace order);
             defaults to a single chain.
         engine: a label for the engine that produced the traces, kept in summaries.
+        log_evidence: the engine's own estimate of log p(y), where it has a better
+            one than the log mean weight (sequential Monte Carlo's product over stages).
 
     Raises:
         ValueError: no traces, or weights or chain indices of the wrong shape,
@@ -236,7 +238,8 @@ class Posterior:
     """
 
     def __init__(self, traces: Sequence[Trace], log_weights: Optional[np.ndarray] = None, *,
-                 chain: Optional[np.ndarray] = None, engine: str = "is") -> None:
+                 chain: Optional[np.ndarray] = None, engine: str = "is",
+                 log_evidence: Optional[float] = None) -> None:
         if len(traces) == 0:
             raise ValueError("a posterior needs at least one trace, got none")
         self.traces = list(traces)
@@ -254,6 +257,7 @@ class Posterior:
             _warn_if_unreliable(self._khat, count)
         self._named = _collect_named(self.traces)
         self._keys: Optional[dict[str, _Column]] = None
+        self._log_evidence = log_evidence
 
     # ---- what there is ----------------------------------------------------------------
 
@@ -412,7 +416,10 @@ class Posterior:
 
     @property
     def log_evidence(self) -> Optional[float]:
-        """IS estimate of the log marginal likelihood, log mean exp of the log weights."""
+        """Estimate of the log marginal likelihood log p(y): the engine's own where it gave one,
+        else (IS) the log mean exp of the log weights."""
+        if self._log_evidence is not None:
+            return self._log_evidence
         if self._log_weights is None:
             return None
         return _log_mean_exp(self._log_weights)

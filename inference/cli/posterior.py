@@ -5,22 +5,25 @@ from __future__ import annotations
 import argparse
 import time
 
-from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator
+from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator, positive_int
 from inference.ic import NetworkProposal, load_checkpoint
 from inference.importance import importance_sampling
 from inference.mcmc import metropolis_hastings
+from inference.smc import tempered_smc
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "posterior", help="posterior inference given observations",
         description="Posterior over the simulator's latent variables given --observe values: importance "
-                    "sampling with prior proposals (is), random-walk Metropolis-Hastings (rmh) or "
-                    "lightweight Metropolis-Hastings (lmh). --out writes an ArviZ netCDF file.")
+                    "sampling with prior proposals (is) or an IC network's (ic), random-walk "
+                    "Metropolis-Hastings (rmh), lightweight Metropolis-Hastings (lmh) or sequential Monte "
+                    "Carlo on a likelihood-tempering ladder with RMH moves (smc, -n particles). --out "
+                    "writes an ArviZ netCDF file.")
     add_common_arguments(parser, num_traces=1000)
-    parser.add_argument("--engine", choices=("is", "ic", "rmh", "lmh"), default="is",
+    parser.add_argument("--engine", choices=("is", "ic", "rmh", "lmh", "smc"), default="is",
                         help="inference engine: is (prior proposals), ic (the --network's proposals), "
-                             "rmh, lmh (default is)")
+                             "rmh, lmh, smc (default is)")
     parser.add_argument("--network", metavar="CKPT", help="IC network checkpoint for --engine ic")
     parser.add_argument("--batch-size", type=int, default=64, help="traces per message for prior IS")
     parser.add_argument("--chains", type=int, help="MCMC chains (default: one per worker)")
@@ -29,6 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--step-scale", type=float, default=0.5,
                         help="RMH random-walk step in prior standard deviations, where each site's step "
                              "starts before burn-in tunes it (default 0.5)")
+    parser.add_argument("--moves", type=positive_int, default=20,
+                        help="SMC: RMH steps per particle on each tempering stage (default 20)")
     parser.add_argument("--no-adapt", dest="adapt", action="store_false",
                         help="keep every RMH step at --step-scale instead of tuning it during burn-in")
     parser.set_defaults(run=run)
@@ -52,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
                 torch.manual_seed(args.seed)
             posterior = importance_sampling(simulator, args.num_traces, observations, proposal=proposal,
                                             batch_size=args.batch_size, progress=not args.quiet)
+        elif args.engine == "smc":
+            posterior = tempered_smc(simulator, args.num_traces, observations, moves=args.moves, seed=args.seed,
+                                     progress=not args.quiet)
         else:
             posterior = metropolis_hastings(simulator, args.num_traces, observations, kernel=args.engine,
                                             chains=args.chains, burn_in=args.burn_in, thin=args.thin,
@@ -64,9 +72,15 @@ def run(args: argparse.Namespace) -> int:
                    traces_per_second=posterior.num_traces / seconds)
     if dropped:
         summary["dropped_traces"] = dropped
+    text = posterior.table() + f"\n{posterior.num_traces} traces in {seconds:.2f} s"
+    if args.engine == "smc":
+        stages = len(posterior.acceptance_rates)
+        summary.update(stages=stages, temperatures=posterior.temperatures,
+                       acceptance_rates=posterior.acceptance_rates,
+                       simulator_runs=posterior.simulator_runs)
+        text += f" ({stages} tempering stages, {summary['simulator_runs']} simulator runs)"
     if args.out:
         posterior.save(args.out)
         summary["out"] = args.out
-    emit(args, summary, posterior.table() + f"\n{posterior.num_traces} traces in {seconds:.2f} s"
-                                            + (f"; posterior written to {args.out}" if args.out else ""))
+    emit(args, summary, text + (f"; posterior written to {args.out}" if args.out else ""))
     return 0

@@ -1,0 +1,244 @@
+"""Sequential Monte Carlo over a likelihood-tempered ladder: a sampler that mixes where chains stick.
+
+The particles start as prior traces and pass through the targets
+p(x) p(y | x) ** beta, beta rising from 0 to 1. Each stage raises beta as far as
+keeps the effective sample size of the reweighted particles at
+``ess_fraction`` of their number (found by bisection), resamples them
+systematically and moves each by ``moves`` single-site random-walk MH steps
+that leave the stage's target invariant (the kernel of ``inference.mcmc`` with
+the likelihood raised to beta). A posterior far narrower than the prior is so
+reached in many small steps, and each mode keeps the share of the particles
+its posterior mass gives it, where single RMH chains stay in the mode they
+start in. The product over stages of the mean incremental weight estimates
+the evidence p(y) (Del Moral, Doucet and Jasra, 2006).
+
+Each site's random-walk step is the spread of its particles' unconstrained
+values on the stage times a multiplier, retuned after every stage towards
+``TARGET_ACCEPTANCE``: the step shrinks as the targets narrow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.distributions import biject_to
+from tqdm.auto import tqdm
+
+from inference.mcmc import TARGET_ACCEPTANCE, _Chain, _is_discrete
+from inference.observations import as_observations, check_observed_names
+from inference.posterior import Posterior, _log_mean_exp
+from inference.trace import Choice, Trace
+from ppx.messages import RECORD_SAMPLE
+
+log = logging.getLogger(__name__)
+
+RETUNE_GAIN = 1.5
+"""log multiplier change per unit of acceptance-rate error, after each stage."""
+INITIAL_SCALE = 0.5
+"""The step, in prior standard deviations, at a site no particle has spread along yet."""
+
+
+def _relative_ess(log_weights: np.ndarray) -> float:
+    weights = np.exp(log_weights - np.max(log_weights))
+    return float(weights.sum() ** 2 / np.sum(weights ** 2) / len(weights))
+
+
+def next_increment(log_likelihoods: np.ndarray, remaining: float, ess_fraction: float) -> float:
+    """The rise in beta, at most ``remaining``, after which the particles reweighted by
+    likelihood ** rise keep ``ess_fraction`` of their number as effective sample size."""
+    if _relative_ess(remaining * log_likelihoods) >= ess_fraction:
+        return remaining
+    low, high = 0.0, remaining
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        if _relative_ess(middle * log_likelihoods) >= ess_fraction:
+            low = middle
+        else:
+            high = middle
+    return low if low > 0 else high
+
+
+def systematic_resample(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``len(weights)`` offspring, each particle getting floor or ceil of n w_i of them."""
+    count = len(weights)
+    positions = (rng.random() + np.arange(count)) / count
+    return np.minimum(np.searchsorted(np.cumsum(weights) / np.sum(weights), positions), count - 1)
+
+
+def _unconstrained(choice: Choice) -> np.ndarray:
+    value = torch.as_tensor(choice.value, dtype=torch.float64)
+    return biject_to(choice.distribution.support).inv(value).numpy().ravel()
+
+
+class _StepSizes:
+    """Every continuous site's random-walk step on the current stage, shared by the particles."""
+
+    def __init__(self) -> None:
+        self.spreads: dict[str, float] = {}
+        self.log_multipliers: dict[str, float] = {}
+        self._acceptance: dict[str, list[float]] = {}
+
+    def measure(self, traces: Sequence[Trace], weights: np.ndarray) -> None:
+        """Each site's weighted standard deviation over the particles, in its unconstrained space."""
+        values: dict[str, list[np.ndarray]] = {}
+        holders: dict[str, list[float]] = {}
+        for trace, weight in zip(traces, weights):
+            for choice in trace.choices:
+                if choice.kind == RECORD_SAMPLE and choice.control and not _is_discrete(choice.distribution):
+                    values.setdefault(choice.key, []).append(_unconstrained(choice))
+                    holders.setdefault(choice.key, []).append(weight)
+        for key, site_values in values.items():
+            site_weights = np.asarray(holders[key])
+            if len(site_values) < 2 or site_weights.sum() <= 0 or len({v.shape for v in site_values}) > 1:
+                continue
+            stacked = np.stack(site_values)
+            mean = np.average(stacked, axis=0, weights=site_weights)
+            spread = float(np.sqrt(np.average((stacked - mean) ** 2, axis=0, weights=site_weights)).mean())
+            if spread > 0 and math.isfinite(spread):
+                self.spreads[key] = spread
+
+    def step(self, key: str) -> Optional[float]:
+        spread = self.spreads.get(key)
+        if spread is None:
+            return None
+        return spread * math.exp(self.log_multipliers.get(key, 0.0))
+
+    def record(self, key: str, acceptance_probability: float) -> None:
+        totals = self._acceptance.setdefault(key, [0.0, 0.0])
+        totals[0] += acceptance_probability
+        totals[1] += 1
+
+    def retune(self) -> None:
+        """Move each visited site's multiplier towards the target acceptance rate."""
+        for key, (accepted, visits) in self._acceptance.items():
+            self.log_multipliers[key] = (self.log_multipliers.get(key, 0.0)
+                                         + RETUNE_GAIN * (accepted / visits - TARGET_ACCEPTANCE))
+        self._acceptance.clear()
+
+
+class _Particle(_Chain):
+    """An RMH chain on the stage's tempered target whose steps come from the population."""
+
+    def __init__(self, trace: Trace, steps: _StepSizes, rng: np.random.Generator, temperature: float) -> None:
+        super().__init__(trace, "rmh", INITIAL_SCALE, rng, temperature)
+        self.step_sizes = steps
+        self.adapting = True  # so that every step's acceptance reaches ``_adapt``
+
+    def step_size(self, target: Choice) -> float:
+        step = self.step_sizes.step(target.key)
+        return super().step_size(target) if step is None else step
+
+    def _adapt(self, key: str, acceptance_probability: float) -> None:
+        self.step_sizes.record(key, acceptance_probability)
+
+
+def _move(simulator: Any, particles: list[_Particle], observations: Mapping[str, Any], moves: int
+          ) -> tuple[float, int]:
+    """``moves`` MH steps of every particle, run side by side: the fraction accepted, and the runs made."""
+    accepted = runs = 0
+    for _ in range(moves):
+        controllers = [particle.propose() for particle in particles]
+        runnable = [i for i, controller in enumerate(controllers) if controller is not None]
+        ran = simulator.run_many([controllers[i] for i in runnable], observations) if runnable else []
+        runs += len(ran)
+        candidates = dict(zip(runnable, ran))
+        for index, particle in enumerate(particles):
+            before = particle.accepted
+            if index in candidates:
+                particle.settle(candidates[index])
+            else:
+                particle.reject()
+            accepted += particle.accepted - before
+    return accepted / max(1, moves * len(particles)), runs
+
+
+def tempered_smc(
+    simulator: Any,
+    num_particles: int,
+    observations: Optional[Mapping[str, Any]] = None,
+    *,
+    moves: int = 20,
+    ess_fraction: float = 0.5,
+    max_stages: int = 1000,
+    seed: Optional[int] = None,
+    progress: bool = False,
+) -> Posterior:
+    """Weighted posterior particles from sequential Monte Carlo on a tempering ladder.
+
+    Args:
+        simulator: a ``RemoteSimulator``, ``SimulatorPool`` or ``LocalSimulator``.
+        num_particles: the population's size (the traces returned).
+        observations: observed values by the name of their ``observe`` statement.
+        moves: single-site RMH steps per particle on each stage; more decorrelate
+            the copies resampling makes, at ``num_particles`` runs each.
+        ess_fraction: the effective sample size, as a fraction of the particles,
+            that each stage's reweighting keeps; closer to 1 makes more, smaller stages.
+        max_stages: the ladder's longest allowed length.
+        seed: seeds the engine's random choices (numpy and torch).
+
+    The returned ``Posterior`` (engine "smc") carries ``temperatures`` (the
+    ladder, from 0 to 1), ``acceptance_rates`` (per stage), ``simulator_runs``
+    (the prior draws and every move run) and the SMC estimate of ``log_evidence``.
+
+    Raises:
+        RuntimeError: the ladder would need more than ``max_stages`` stages.
+    """
+    if num_particles < 2:
+        raise ValueError(f"num_particles must be at least 2, got {num_particles}")
+    if moves < 1:
+        raise ValueError(f"moves must be at least 1, got {moves}")
+    if not 0.0 < ess_fraction < 1.0:
+        raise ValueError(f"ess_fraction must lie strictly between 0 and 1, got {ess_fraction}")
+    observations = as_observations(observations)
+    rng = np.random.default_rng(seed)
+    if seed is not None:
+        torch.manual_seed(seed)
+    traces = simulator.prior(num_particles, observations)
+    check_observed_names(traces, observations)
+    steps = _StepSizes()
+    particles = [_Particle(trace, steps, rng, 0.0) for trace in traces]
+    temperature, log_evidence = 0.0, 0.0
+    temperatures, acceptance_rates = [0.0], []
+    simulator_runs = num_particles
+    with tqdm(total=1000, disable=not progress, unit="‰ beta", desc="smc") as bar:
+        while True:
+            log_likelihoods = np.array([particle.trace.log_likelihood for particle in particles])
+            if np.isnan(log_likelihoods).any() or not np.isfinite(log_likelihoods).any():
+                raise ValueError("no particle has a finite likelihood of the observations "
+                                 f"{list(observations)}: they are NaN or impossible under the model")
+            increment = next_increment(log_likelihoods, 1.0 - temperature, ess_fraction)
+            log_weights = increment * log_likelihoods
+            log_evidence += _log_mean_exp(log_weights)
+            temperature = 1.0 if increment == 1.0 - temperature else temperature + increment
+            temperatures.append(temperature)
+            weights = np.exp(log_weights - log_weights.max())
+            steps.measure([particle.trace for particle in particles], weights)
+            if temperature < 1.0:
+                offspring = systematic_resample(weights, rng)
+                particles = [_Particle(particles[i].trace, steps, rng, temperature) for i in offspring]
+            else:
+                for particle in particles:
+                    particle.temperature = 1.0
+            acceptance_rate, runs = _move(simulator, particles, observations, moves)
+            acceptance_rates.append(acceptance_rate)
+            simulator_runs += runs
+            steps.retune()
+            bar.update(round(1000 * temperature) - bar.n)
+            bar.set_postfix(stage=len(acceptance_rates), accepted=f"{acceptance_rates[-1]:.2f}")
+            if temperature == 1.0:
+                break
+            if len(acceptance_rates) >= max_stages:
+                raise RuntimeError(f"the tempering ladder reached max_stages={max_stages} at beta "
+                                   f"{temperature:.3g}; raise max_stages or lower ess_fraction")
+    log.info("smc: %d stages, acceptance %.3f on the last", len(acceptance_rates), acceptance_rates[-1])
+    # The last stage moved its particles without resampling them: they keep that stage's weights.
+    posterior = Posterior([particle.trace for particle in particles], log_weights, engine="smc",
+                          log_evidence=log_evidence)
+    posterior.temperatures = temperatures
+    posterior.acceptance_rates = acceptance_rates
+    posterior.simulator_runs = simulator_runs
+    return posterior
