@@ -190,6 +190,20 @@ class _Chain:
                                 + gain * (acceptance_probability - TARGET_ACCEPTANCE))
 
 
+def step_chains(simulator: Any, chains: Sequence[_Chain], observations: Mapping[str, Any]) -> int:
+    """One MH step of every chain, their runs side by side (in parallel on a pool); the runs made."""
+    controllers = [chain.propose() for chain in chains]
+    runnable = [i for i, controller in enumerate(controllers) if controller is not None]
+    ran = simulator.run_many([controllers[i] for i in runnable], observations) if runnable else []
+    candidates = dict(zip(runnable, ran))
+    for index, chain in enumerate(chains):
+        if index in candidates:
+            chain.settle(candidates[index])
+        else:
+            chain.reject()
+    return len(ran)
+
+
 def metropolis_hastings(
     simulator: Any,
     num_traces: int,
@@ -260,16 +274,9 @@ def metropolis_hastings(
                 for chain in chain_states:
                     chain.adapting = False
                     chain.accepted = chain.steps = 0  # the rate reported is that of the kept kernel
-            controllers = [c.propose() for c in chain_states]
-            runnable = [i for i, controller in enumerate(controllers) if controller is not None]
-            ran = simulator.run_many([controllers[i] for i in runnable], observations) if runnable else []
-            candidates = dict(zip(runnable, ran))
-            for index, chain in enumerate(chain_states):
-                if index in candidates:
-                    chain.settle(candidates[index])
-                else:
-                    chain.reject()
-                if step >= burn_in and (step - burn_in) % thin == 0:
+            step_chains(simulator, chain_states, observations)
+            if step >= burn_in and (step - burn_in) % thin == 0:
+                for index, chain in enumerate(chain_states):
                     kept.append(chain.trace)
                     chain_index.append(index)
             bar.update(chains)

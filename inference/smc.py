@@ -28,7 +28,7 @@ import torch
 from torch.distributions import biject_to
 from tqdm.auto import tqdm
 
-from inference.mcmc import TARGET_ACCEPTANCE, _Chain, _is_discrete
+from inference.mcmc import TARGET_ACCEPTANCE, _Chain, _is_discrete, step_chains
 from inference.observations import as_observations, check_observed_names
 from inference.posterior import Posterior, _log_mean_exp
 from inference.trace import Choice, Trace
@@ -139,21 +139,10 @@ class _Particle(_Chain):
 def _move(simulator: Any, particles: list[_Particle], observations: Mapping[str, Any], moves: int
           ) -> tuple[float, int]:
     """``moves`` MH steps of every particle, run side by side: the fraction accepted, and the runs made."""
-    accepted = runs = 0
-    for _ in range(moves):
-        controllers = [particle.propose() for particle in particles]
-        runnable = [i for i, controller in enumerate(controllers) if controller is not None]
-        ran = simulator.run_many([controllers[i] for i in runnable], observations) if runnable else []
-        runs += len(ran)
-        candidates = dict(zip(runnable, ran))
-        for index, particle in enumerate(particles):
-            before = particle.accepted
-            if index in candidates:
-                particle.settle(candidates[index])
-            else:
-                particle.reject()
-            accepted += particle.accepted - before
-    return accepted / max(1, moves * len(particles)), runs
+    accepted_before = sum(particle.accepted for particle in particles)
+    runs = sum(step_chains(simulator, particles, observations) for _ in range(moves))
+    accepted = sum(particle.accepted for particle in particles) - accepted_before
+    return accepted / (moves * len(particles)), runs
 
 
 def tempered_smc(
