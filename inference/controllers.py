@@ -47,15 +47,17 @@ PRIOR = Controller()
 
 
 class Replay(Controller):
-    """Re-runs a trace for single-site Metropolis-Hastings.
+    """Re-runs a trace for Metropolis-Hastings.
 
     The site ``target`` takes ``proposed``; every other controlled sample whose
-    key was in the previous trace reuses its value when it is still in the
-    support, and the rest are drawn fresh from the prior. ``reused`` and
-    ``fresh`` record which happened, for the acceptance ratio.
+    key was in ``previous`` reuses its value when it is still in the support, and
+    the rest are drawn fresh from the prior. ``reused`` and ``fresh`` record which
+    happened, for the acceptance ratio. Without a ``target`` every value comes from
+    ``previous``, for a step that moved several sites at once.
     """
 
-    def __init__(self, previous: dict[str, np.ndarray], target: str, proposed: np.ndarray) -> None:
+    def __init__(self, previous: dict[str, np.ndarray], target: Optional[str] = None,
+                 proposed: Optional[np.ndarray] = None) -> None:
         self.previous = previous
         self.target = target
         self.proposed = proposed
@@ -63,7 +65,7 @@ class Replay(Controller):
         self.fresh: set[str] = set()
 
     def choose(self, trace, key, name, distribution):
-        if key == self.target:
+        if self.target is not None and key == self.target:
             return self.proposed, None
         old = self.previous.get(key)
         if old is not None:

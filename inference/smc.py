@@ -12,9 +12,17 @@ its posterior mass gives it, where single RMH chains stay in the mode they
 start in. The product over stages of the mean incremental weight estimates
 the evidence p(y) (Del Moral, Doucet and Jasra, 2006).
 
-Each site's random-walk step is the spread of its particles' unconstrained
-values on the stage times a multiplier, retuned after every stage towards
-``TARGET_ACCEPTANCE``: the step shrinks as the targets narrow.
+Moves alternate between two kernels. The single-site step walks one site by the
+spread of its particles' unconstrained values on the stage times a multiplier,
+retuned after every stage towards ``TARGET_ACCEPTANCE``: the step shrinks as
+the targets narrow. The joint step walks every continuous controlled site at
+once, with the weighted covariance of the particles that share the trace's
+sites (its structure) times a multiplier retuned towards
+``JOINT_TARGET_ACCEPTANCE``: where the posterior is a narrow ridge along which
+the latents trade off (a tau's momentum against its decay angles), one site at
+a time can hardly move while the joint step follows the ridge. A joint step
+whose run changes the trace's structure is rejected; structure changes are the
+single-site step's.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ import torch
 from torch.distributions import biject_to
 from tqdm.auto import tqdm
 
-from inference.mcmc import TARGET_ACCEPTANCE, _Chain, _is_discrete, step_chains
+from inference.controllers import Replay
+from inference.mcmc import TARGET_ACCEPTANCE, _Chain, _controlled, _is_discrete, step_chains
 from inference.observations import as_observations, check_observed_names
 from inference.posterior import Posterior, _log_mean_exp
 from inference.trace import Choice, Trace
@@ -40,6 +49,10 @@ RETUNE_GAIN = 1.5
 """log multiplier change per unit of acceptance-rate error, after each stage."""
 INITIAL_SCALE = 0.5
 """The step, in prior standard deviations, at a site no particle has spread along yet."""
+JOINT_TARGET_ACCEPTANCE = 0.234
+"""The optimal acceptance rate of a random walk in many dimensions (Roberts, Gelman and Gilks, 1997)."""
+MIN_SHARERS_PER_DIMENSION = 2
+"""A structure's covariance is estimated only from at least this many particles per dimension (and 4)."""
 
 
 def _relative_ess(log_weights: np.ndarray) -> float:
@@ -74,15 +87,97 @@ def _unconstrained(choice: Choice) -> np.ndarray:
     return biject_to(choice.distribution.support).inv(value).numpy().ravel()
 
 
+def _continuous_sites(trace: Trace) -> list[Choice]:
+    return [choice for choice in _controlled(trace).values() if not _is_discrete(choice.distribution)]
+
+
+def _structure(sites: Sequence[Choice]) -> tuple:
+    """What a joint step needs to be shared: the continuous sites' keys and shapes, in order."""
+    return tuple((choice.key, np.shape(choice.value)) for choice in sites)
+
+
+def walk_jointly(sites: Sequence[Choice], factor: np.ndarray, rng: np.random.Generator
+                 ) -> Optional[tuple[dict[str, np.ndarray], float]]:
+    """A Gaussian step ``factor @ z`` of all ``sites`` at once, in their joint unconstrained space.
+
+    Returns the new values by key and log q(old | new) - log q(new | old) (the summed
+    change in the log Jacobians), or None where a value leaves floating point's reach.
+    """
+    transforms = [biject_to(choice.distribution.support) for choice in sites]
+    olds = [torch.as_tensor(choice.value, dtype=torch.float64) for choice in sites]
+    unconstrained = [transform.inv(old) for transform, old in zip(transforms, olds)]
+    moved_flat = (torch.cat([u.reshape(-1) for u in unconstrained])
+                  + torch.as_tensor(factor @ rng.normal(size=factor.shape[1]), dtype=torch.float64))
+    proposed, jacobian_change, offset = {}, 0.0, 0
+    for choice, transform, old, u in zip(sites, transforms, olds, unconstrained):
+        moved = moved_flat[offset:offset + u.numel()].reshape(u.shape)
+        offset += u.numel()
+        new = transform(moved)
+        if not (torch.isfinite(new).all() and torch.isfinite(transform.inv(new)).all()):
+            return None
+        jacobian_change += float(transform.log_abs_det_jacobian(moved, new).sum()
+                                 - transform.log_abs_det_jacobian(u, old).sum())
+        proposed[choice.key] = new.numpy()
+    if not math.isfinite(jacobian_change):
+        return None
+    return proposed, jacobian_change
+
+
 class _StepSizes:
-    """Every continuous site's random-walk step on the current stage, shared by the particles."""
+    """The random-walk steps on the current stage, shared by the particles: each continuous
+    site's for single-site steps, and each structure's covariance factor for joint steps."""
 
     def __init__(self) -> None:
         self.spreads: dict[str, float] = {}
         self.log_multipliers: dict[str, float] = {}
         self._acceptance: dict[str, list[float]] = {}
+        self.factors: dict[tuple, np.ndarray] = {}
+        self.joint_log_multipliers: dict[tuple, float] = {}
+        self._joint_acceptance: dict[tuple, list[float]] = {}
 
     def measure(self, traces: Sequence[Trace], weights: np.ndarray) -> None:
+        self._measure_sites(traces, weights)
+        self._measure_structures(traces, weights)
+
+    def _measure_structures(self, traces: Sequence[Trace], weights: np.ndarray) -> None:
+        """Each shared structure's Cholesky factor of the particles' weighted covariance, scaled by
+        2.38 / sqrt(dimension) (the optimal random walk for a Gaussian target)."""
+        groups: dict[tuple, list[int]] = {}
+        vectors = []
+        for i, trace in enumerate(traces):
+            sites = _continuous_sites(trace)
+            vectors.append(np.concatenate([_unconstrained(c) for c in sites]) if sites else np.zeros(0))
+            if sites:
+                groups.setdefault(_structure(sites), []).append(i)
+        self.factors = {}
+        for structure, members in groups.items():
+            dimension = len(vectors[members[0]])
+            group_weights = weights[members]
+            if len(members) < max(4, MIN_SHARERS_PER_DIMENSION * dimension) or group_weights.sum() <= 0:
+                continue
+            stacked = np.stack([vectors[i] for i in members])
+            covariance = np.atleast_2d(np.cov(stacked, rowvar=False, aweights=group_weights))
+            # A little ridge keeps the factor defined where few particles, or copies, span the space.
+            covariance += 1e-6 * np.diag(np.diag(covariance)) + 1e-12 * np.eye(dimension)
+            try:
+                factor = np.linalg.cholesky(covariance)
+            except np.linalg.LinAlgError:
+                continue
+            if np.all(np.isfinite(factor)):
+                self.factors[structure] = factor * 2.38 / math.sqrt(dimension)
+
+    def joint_factor(self, structure: tuple) -> Optional[np.ndarray]:
+        factor = self.factors.get(structure)
+        if factor is None:
+            return None
+        return factor * math.exp(self.joint_log_multipliers.get(structure, 0.0))
+
+    def record_joint(self, structure: tuple, acceptance_probability: float) -> None:
+        totals = self._joint_acceptance.setdefault(structure, [0.0, 0.0])
+        totals[0] += acceptance_probability
+        totals[1] += 1
+
+    def _measure_sites(self, traces: Sequence[Trace], weights: np.ndarray) -> None:
         """Each site's weighted standard deviation over the particles, in its unconstrained space."""
         values: dict[str, list[np.ndarray]] = {}
         holders: dict[str, list[float]] = {}
@@ -113,20 +208,37 @@ class _StepSizes:
         totals[1] += 1
 
     def retune(self) -> None:
-        """Move each visited site's multiplier towards the target acceptance rate."""
+        """Move each visited site's and structure's multiplier towards its target acceptance rate."""
         for key, (accepted, visits) in self._acceptance.items():
             self.log_multipliers[key] = (self.log_multipliers.get(key, 0.0)
                                          + RETUNE_GAIN * (accepted / visits - TARGET_ACCEPTANCE))
         self._acceptance.clear()
+        for structure, (accepted, visits) in self._joint_acceptance.items():
+            self.joint_log_multipliers[structure] = (self.joint_log_multipliers.get(structure, 0.0) + RETUNE_GAIN
+                                                     * (accepted / visits - JOINT_TARGET_ACCEPTANCE))
+        self._joint_acceptance.clear()
+
+
+class _JointStep:
+    """A pending joint step: the structure it keeps, its replay and its kernel's log ratio."""
+
+    def __init__(self, structure: tuple, replay: Replay, kernel_log_ratio: float) -> None:
+        self.structure = structure
+        self.replay = replay
+        self.kernel_log_ratio = kernel_log_ratio
 
 
 class _Particle(_Chain):
-    """An RMH chain on the stage's tempered target whose steps come from the population."""
+    """An RMH chain on the stage's tempered target whose steps come from the population;
+    it alternates single-site and joint steps, starting with a single-site one."""
 
     def __init__(self, trace: Trace, steps: _StepSizes, rng: np.random.Generator, temperature: float) -> None:
         super().__init__(trace, "rmh", INITIAL_SCALE, rng, temperature)
         self.step_sizes = steps
         self.adapting = True  # so that every step's acceptance reaches ``_adapt``
+        self.joint_next = False
+        self.joint_structure: Optional[tuple] = None
+        """The structure of the last joint step ``reject`` settles."""
 
     def step_size(self, target: Choice) -> float:
         step = self.step_sizes.step(target.key)
@@ -134,6 +246,57 @@ class _Particle(_Chain):
 
     def _adapt(self, key: str, acceptance_probability: float) -> None:
         self.step_sizes.record(key, acceptance_probability)
+
+    def propose(self):
+        joint, self.joint_next = self.joint_next, not self.joint_next
+        if joint:
+            sites = _continuous_sites(self.trace)
+            structure = _structure(sites)
+            factor = self.step_sizes.joint_factor(structure) if sites else None
+            if factor is not None:
+                return self._propose_jointly(sites, structure, factor)
+        self.joint_structure = None
+        return super().propose()
+
+    def _propose_jointly(self, sites: list[Choice], structure: tuple, factor: np.ndarray):
+        self.joint_structure = structure
+        walked = walk_jointly(sites, factor, self.rng)
+        if walked is None:
+            self.pending = None
+            return None
+        proposed, kernel_log_ratio = walked
+        values = {key: choice.value for key, choice in _controlled(self.trace).items()}
+        values.update(proposed)
+        replay = Replay(values)
+        self.pending = _JointStep(structure, replay, kernel_log_ratio)
+        return replay
+
+    def settle(self, candidate: Trace) -> None:
+        step = self.pending
+        if not isinstance(step, _JointStep):
+            super().settle(candidate)
+            return
+        self.steps += 1
+        # Every proposed value must have been replayed, and no site added or dropped: the step keeps
+        # the structure, and one that leaves it is rejected (the indicator is symmetric, so the
+        # kernel stays reversible).
+        same = (not step.replay.fresh
+                and _structure(_continuous_sites(candidate)) == step.structure
+                and set(_controlled(candidate)) == set(_controlled(self.trace)))
+        log_accept = (self._log_target(candidate) - self._log_target(self.trace) + step.kernel_log_ratio
+                      if same else -math.inf)
+        if math.log(self.rng.random()) < log_accept:
+            self.trace = candidate
+            self.accepted += 1
+        self.step_sizes.record_joint(step.structure,
+                                     0.0 if math.isnan(log_accept) else math.exp(min(0.0, log_accept)))
+
+    def reject(self) -> None:
+        if self.joint_structure is None:
+            super().reject()
+            return
+        self.steps += 1
+        self.step_sizes.record_joint(self.joint_structure, 0.0)
 
 
 def _move(simulator: Any, particles: list[_Particle], observations: Mapping[str, Any], moves: int
