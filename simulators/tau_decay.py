@@ -50,7 +50,9 @@ part; the rest is the ppx sites, the voxel mapping and the 24,500-voxel
 likelihood); served over ipc, about 8 ms per trace in prior batches and 28 ms
 per engine-driven trace, which takes a round trip per site.
 
-Run it as its own process with ``python -m simulators.tau_decay --address ADDR``.
+Run it as its own process with ``python -m simulators.tau_decay --address ADDR``;
+``--image-source likelihood`` makes the process report images drawn from the
+calorimeter likelihood (``model``'s ``image_source``), for calibration checks.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ from simulators.tau.channels import CHANNELS
 from simulators.tau.decays import decay_tau
 from simulators.tau.detector import VOXELS, ShowerStage
 from simulators.tau.kinematics import four_vector
-from simulators.tau.observation import observe_calorimeter
+from simulators.tau.observation import IMAGE_SOURCES, observe_calorimeter
 from simulators.tau.particles import TAU_MASS, Response
 
 __all__ = ["CHANNELS", "SHOWER_STAGE", "VOXELS", "generate_event", "make_model", "model"]
@@ -108,33 +110,41 @@ def _observe_met(particles: list) -> None:
     ppx.observe(dist.Normal(_float64(invisible), _float64(np.full(2, sigma))), name="met")
 
 
-def model(shower_stage: Optional[ShowerStage] = None) -> torch.Tensor:
+def model(shower_stage: Optional[ShowerStage] = None, image_source: str = "showers") -> torch.Tensor:
     """One tau decay and its detector response; returns the channel index.
 
     Args:
         shower_stage: the shower stage to use; None takes the module's ``SHOWER_STAGE``.
+        image_source: ``"showers"`` (the stage's showers) or ``"likelihood"`` (the reported image
+            drawn from the calorimeter likelihood itself, for calibration checks; see
+            ``simulators.tau.observation``).
     """
     momentum = np.array([float(ppx.sample(_uniform(*MOMENTUM_PRIOR[name]), name=name)) for name in ("px", "py", "pz")])
     channel = ppx.sample(dist.Categorical(probs=_float64(CHANNELS.fractions)), name="channel")
     particles = decay_tau(CHANNELS[int(channel)], four_vector(TAU_MASS, momentum))
     _tag_momenta(particles)
-    observe_calorimeter(particles, shower_stage if shower_stage is not None else SHOWER_STAGE)
+    observe_calorimeter(particles, shower_stage if shower_stage is not None else SHOWER_STAGE, image_source)
     _observe_met(particles)
     return channel
 
 
-def make_model(shower_stage: Optional[ShowerStage] = None) -> Callable[[], torch.Tensor]:
-    """``model`` bound to a shower stage, as a function of no arguments for ``ppx.serve`` or the engine."""
+def make_model(shower_stage: Optional[ShowerStage] = None, image_source: str = "showers"
+               ) -> Callable[[], torch.Tensor]:
+    """``model`` bound to a shower stage and image source, as a function of no arguments for
+    ``ppx.serve`` or the engine."""
+    if image_source not in IMAGE_SOURCES:
+        raise ValueError(f"image_source must be one of {', '.join(IMAGE_SOURCES)}, got {image_source!r}")
 
     def tau_decay_model() -> torch.Tensor:
-        return model(shower_stage)
+        return model(shower_stage, image_source)
 
     tau_decay_model.__name__ = "model"
     return tau_decay_model
 
 
-def generate_event(seed: int, shower_stage: Optional[ShowerStage] = None) -> tuple[dict, dict]:
-    """Draw one prior trace and return its truth and its observations.
+def generate_event(seed: int, shower_stage: Optional[ShowerStage] = None, image_source: str = "showers"
+                   ) -> tuple[dict, dict]:
+    """Draw one prior trace and return its truth and its observations (``image_source`` as for ``model``).
 
     Torch's global generator is seeded with ``seed`` for the run and restored
     afterwards, so the same seed gives the same event.
@@ -151,7 +161,7 @@ def generate_event(seed: int, shower_stage: Optional[ShowerStage] = None) -> tup
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        records, _ = record_prior_trace(make_model(shower_stage))
+        records, _ = record_prior_trace(make_model(shower_stage, image_source))
     samples = {record.address: record.value for record in records if record.kind == RECORD_SAMPLE}
     tags = {record.address: record.value for record in records if record.kind == RECORD_TAG}
     channel = int(samples["channel"])
@@ -169,6 +179,14 @@ def generate_event(seed: int, shower_stage: Optional[ShowerStage] = None) -> tup
 
 
 if __name__ == "__main__":
+    import argparse
+
     from simulators._cli import serve_main
 
-    serve_main(make_model(), description=__doc__.splitlines()[0])
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--image-source", choices=IMAGE_SOURCES, default="showers")
+    known, remaining = options.parse_known_args()
+    serve_main(make_model(image_source=known.image_source),
+               description=__doc__.splitlines()[0] + " Also takes --image-source showers|likelihood "
+                                                     "(default showers; likelihood for calibration checks).",
+               argv=remaining)
