@@ -7,7 +7,9 @@ training never sees), IC IS and prior IS run with the same number of simulator
 runs, and on the first ``--rmh-events`` events RMH runs twice: ``--rmh-chains`` chains
 started from the most probable of 100 prior traces, and as many started from IC's
 most probable traces (the tau posterior has separate modes close in density, so
-chains from one start find one mode). It prints:
+chains from one start find one mode). On the first ``--smc-events`` events tempered SMC
+runs twice, from different seeds: the reference that mixes, and a second run that shows
+how far the reference agrees with itself. It prints:
 
 * how often the true decay channel is the posterior mode;
 * how often the central 68% and 95% credible intervals of px, py and pz hold the
@@ -18,11 +20,21 @@ chains from one start find one mode). It prints:
 * how many nats below the true trace's log p(x, y) each engine's best and median
   traces lie, which shows a proposal improving long before its ESS leaves 1;
 * IC and RMH posterior means and standard deviations side by side, with each RMH
-  run's R-hat across its chains (near 1 only where the chains agree).
+  run's R-hat across its chains (near 1 only where the chains agree);
+* the same for IC against SMC, and for the two SMC runs against each other.
+
+SMC's ESS is that of its final weights: resampling's copies count as distinct
+particles there, so it is an upper bound; the two runs' agreement is the check.
+
+Training traces and held-out events come, by default, from simulators whose images are
+drawn from the calorimeter likelihood (``--image-source likelihood``): with the stage's
+real showers the likelihood is misspecified (``simulators.tau.observation``) and even
+the exact posterior need not cover the truth at its nominal rate.
 
 This takes hours at its defaults on 2 cores (see README); CI runs none of it.
 
     python -m benchmarks.tau_inference [--train-traces 100000] [--events 20] [--traces 2000]
+        [--smc-events 3 --smc-particles 128 --smc-moves 20]
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ from inference.importance import importance_sampling
 from inference.mcmc import metropolis_hastings
 from inference.pool import SimulatorPool
 from inference.posterior import Posterior
+from inference.smc import tempered_smc
 from inference.trace import Trace
 from ppx.errors import SimulatorError
 from ppx.simulator import record_prior_trace
@@ -50,6 +63,9 @@ from simulators import tau_decay
 MOMENTA = ("px", "py", "pz")
 LEVELS = (0.68, 0.95)
 RMH_ENGINES = ("RMH", "RMH from IC")
+SMC_ENGINES = ("SMC", "SMC again")
+COMPARISONS = (("IC IS", "RMH"), ("IC IS", "RMH from IC"), ("IC IS", "SMC"), ("SMC again", "SMC"))
+"""Pairs of engines whose posterior moments are printed side by side, on the events both ran."""
 FIRST_EVENT_SEED = 1_000_000
 """Held-out events use seeds from here on; the demo and the tests use small seeds."""
 
@@ -91,11 +107,12 @@ def assess(posterior: Posterior, truth: dict, seconds: float, runs: int, ess: fl
     }
 
 
-def true_log_joint(seed: int, truth: dict) -> float:
-    """log p(x, y) of the event ``tau_decay.generate_event(seed)`` drew, from the same draw repeated."""
+def true_log_joint(seed: int, truth: dict, image_source: str) -> float:
+    """log p(x, y) of the event ``tau_decay.generate_event(seed, image_source=image_source)`` drew,
+    from the same draw repeated."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        records, result = record_prior_trace(tau_decay.make_model())
+        records, result = record_prior_trace(tau_decay.make_model(image_source=image_source))
     trace = Trace.from_records(records, result)
     assert float(trace.named("px").value) == truth["px"], "the repeated draw is not the event's"
     return trace.log_prior + trace.log_likelihood
@@ -136,14 +153,22 @@ def report(results: dict[str, list[dict]]) -> None:
         print(f"{engine:<13}{np.mean([r['ess'] for r in rows]):>10.1f}"
               f"{np.mean([r['ess_per_run'] for r in rows]):>10.4f}{np.mean([r['ess_per_second'] for r in rows]):>10.3f}"
               f"   {best:.0f}, {median:.0f}")
-    for engine in RMH_ENGINES:
-        if results.get(engine):
-            print(f"\nIC IS vs {engine} on the same events (mean +- std; R-hat over the RMH chains):")
-            for rmh in results[engine]:
-                ic = results["IC IS"][rmh["event"]]
-                print("  " + "; ".join(f"{name}: {ic['mean'][name]:.2f} +- {ic['std'][name]:.2f} vs "
-                                       f"{rmh['mean'][name]:.2f} +- {rmh['std'][name]:.2f} "
-                                       f"(R-hat {rmh['r_hat'][name]:.2f})" for name in MOMENTA))
+    for first, second in COMPARISONS:
+        if results.get(first) and results.get(second):
+            compare(results, first, second)
+
+
+def compare(results: dict[str, list[dict]], first: str, second: str) -> None:
+    """Posterior moments of two engines on each event the second ran; R-hat for MCMC, stages for SMC."""
+    print(f"\n{first} vs {second} on the same events (mean +- std):")
+    by_event = {row["event"]: row for row in results[first]}
+    for row in results[second]:
+        other = by_event[row["event"]]
+        detail = (lambda name: f"R-hat {row['r_hat'][name]:.2f}") if second in RMH_ENGINES else (
+            lambda name: f"{row['stages']} stages")
+        print(f"  event {row['event']}: " + "; ".join(
+            f"{name}: {other['mean'][name]:.2f} +- {other['std'][name]:.2f} vs {row['mean'][name]:.2f} +- "
+            f"{row['std'][name]:.2f} ({detail(name)})" for name in MOMENTA))
 
 
 def main() -> None:
@@ -155,6 +180,12 @@ def main() -> None:
     parser.add_argument("--rmh-events", type=int, default=3)
     parser.add_argument("--rmh-steps", type=int, default=20_000, help="kept RMH steps per event, all chains")
     parser.add_argument("--rmh-chains", type=int, default=8, help="RMH chains per event and start")
+    parser.add_argument("--smc-events", type=int, default=3, help="events with two SMC reference runs")
+    parser.add_argument("--smc-particles", type=int, default=128)
+    parser.add_argument("--smc-moves", type=int, default=20, help="RMH steps per particle and stage")
+    parser.add_argument("--image-source", choices=tau_decay.IMAGE_SOURCES, default="likelihood",
+                        help="what the simulators' images are made of (default likelihood: events that follow the "
+                             "model, so that coverage measures the engines; showers: the stage's real showers)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lstm-dim", type=int, default=128)
@@ -166,17 +197,20 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
-    results: dict[str, list[dict]] = {"IC IS": [], "prior IS": [], **{engine: [] for engine in RMH_ENGINES}}
-    with SimulatorPool("python -m simulators.tau_decay", workers=args.workers, timeout=120) as pool:
+    results: dict[str, list[dict]] = {"IC IS": [], "prior IS": [],
+                                      **{engine: [] for engine in RMH_ENGINES + SMC_ENGINES}}
+    command = f"python -m simulators.tau_decay --image-source {args.image_source}"
+    with SimulatorPool(command, workers=args.workers, timeout=120) as pool:
         network = train_network(pool, args, out)
         for index in range(args.events):
-            truth, observation = tau_decay.generate_event(FIRST_EVENT_SEED + index)
-            truth["log_joint"] = true_log_joint(FIRST_EVENT_SEED + index, truth)
+            truth, observation = tau_decay.generate_event(FIRST_EVENT_SEED + index, image_source=args.image_source)
+            truth["log_joint"] = true_log_joint(FIRST_EVENT_SEED + index, truth, args.image_source)
             ic, ic_seconds = timed(lambda: importance_sampling(
                 pool, args.traces, observation, proposal=NetworkProposal(network, observation)))
             prior, prior_seconds = timed(lambda: importance_sampling(pool, args.traces, observation))
-            results["IC IS"].append(assess(ic, truth, ic_seconds, args.traces, ic.ess))
-            results["prior IS"].append(assess(prior, truth, prior_seconds, args.traces, prior.ess))
+            results["IC IS"].append(dict(assess(ic, truth, ic_seconds, args.traces, ic.ess), event=index))
+            results["prior IS"].append(dict(assess(prior, truth, prior_seconds, args.traces, prior.ess),
+                                            event=index))
             line = (f"event {index} ({truth['channel_name']}): IC ESS {ic.ess:.1f}, "
                     f"P(true channel) {results['IC IS'][-1]['probability_of_true_channel']:.2f}, best trace "
                     f"{results['IC IS'][-1]['nats_below_truth']['best']:.0f} nats below the truth (prior IS "
@@ -192,6 +226,14 @@ def main() -> None:
                     ess = float(np.ravel(rmh.variable_ess("px"))[0])
                     results[engine].append(dict(assess(rmh, truth, rmh_seconds, rmh.num_traces, ess), event=index))
                     line += f"; {engine} ESS(px) {ess:.1f}, R-hat(px) {results[engine][-1]['r_hat']['px']:.2f}"
+            if index < args.smc_events:
+                for run, engine in enumerate(SMC_ENGINES):
+                    smc, smc_seconds = timed(lambda: tempered_smc(
+                        pool, args.smc_particles, observation, moves=args.smc_moves, seed=2 * index + run))
+                    results[engine].append(dict(assess(smc, truth, smc_seconds, smc.simulator_runs, smc.ess),
+                                                event=index, stages=len(smc.acceptance_rates)))
+                    line += (f"; {engine}: {len(smc.acceptance_rates)} stages, {smc.simulator_runs} runs, "
+                             f"{smc_seconds:.0f} s")
             print(line, flush=True)
     report({engine: rows for engine, rows in results.items() if rows})
     (out / "tau_inference.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2,

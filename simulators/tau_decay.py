@@ -73,7 +73,7 @@ from simulators.tau.kinematics import four_vector
 from simulators.tau.observation import IMAGE_SOURCES, observe_calorimeter
 from simulators.tau.particles import TAU_MASS, Response
 
-__all__ = ["CHANNELS", "SHOWER_STAGE", "VOXELS", "generate_event", "make_model", "model"]
+__all__ = ["CHANNELS", "IMAGE_SOURCES", "SHOWER_STAGE", "VOXELS", "generate_event", "make_model", "model"]
 
 SHOWER_STAGE: ShowerStage = calorimeter.shower
 """The shower stage ``model`` uses when given none; replace it to swap the stage everywhere."""
