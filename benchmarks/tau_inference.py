@@ -64,7 +64,7 @@ MOMENTA = ("px", "py", "pz")
 LEVELS = (0.68, 0.95)
 RMH_ENGINES = ("RMH", "RMH from IC")
 SMC_ENGINES = ("SMC", "SMC again")
-COMPARISONS = (("IC IS", "RMH"), ("IC IS", "RMH from IC"), ("IC IS", "SMC"), ("SMC again", "SMC"))
+COMPARISONS = (("IC IS", "RMH"), ("IC IS", "RMH from IC"), ("IC IS", "SMC"), ("SMC", "SMC again"))
 """Pairs of engines whose posterior moments are printed side by side, on the events both ran."""
 FIRST_EVENT_SEED = 1_000_000
 """Held-out events use seeds from here on; the demo and the tests use small seeds."""
