@@ -123,17 +123,39 @@ def walk_jointly(sites: Sequence[Choice], factor: np.ndarray, rng: np.random.Gen
     return proposed, jacobian_change
 
 
+class _Multipliers:
+    """Log step multipliers by key (a site's or a structure's), retuned after every stage
+    towards one acceptance rate."""
+
+    def __init__(self, target_acceptance: float) -> None:
+        self.target_acceptance = target_acceptance
+        self.log_multipliers: dict[Any, float] = {}
+        self._acceptance: dict[Any, list[float]] = {}
+
+    def scaled(self, key: Any, base: Any) -> Any:
+        return None if base is None else base * math.exp(self.log_multipliers.get(key, 0.0))
+
+    def record(self, key: Any, acceptance_probability: float) -> None:
+        totals = self._acceptance.setdefault(key, [0.0, 0.0])
+        totals[0] += acceptance_probability
+        totals[1] += 1
+
+    def retune(self) -> None:
+        for key, (accepted, visits) in self._acceptance.items():
+            self.log_multipliers[key] = (self.log_multipliers.get(key, 0.0)
+                                         + RETUNE_GAIN * (accepted / visits - self.target_acceptance))
+        self._acceptance.clear()
+
+
 class _StepSizes:
     """The random-walk steps on the current stage, shared by the particles: each continuous
     site's for single-site steps, and each structure's covariance factor for joint steps."""
 
     def __init__(self) -> None:
         self.spreads: dict[str, float] = {}
-        self.log_multipliers: dict[str, float] = {}
-        self._acceptance: dict[str, list[float]] = {}
         self.factors: dict[tuple, np.ndarray] = {}
-        self.joint_log_multipliers: dict[tuple, float] = {}
-        self._joint_acceptance: dict[tuple, list[float]] = {}
+        self.sites = _Multipliers(TARGET_ACCEPTANCE)
+        self.structures = _Multipliers(JOINT_TARGET_ACCEPTANCE)
 
     def measure(self, traces: Sequence[Trace], weights: np.ndarray) -> None:
         self._measure_sites(traces, weights)
@@ -167,15 +189,10 @@ class _StepSizes:
                 self.factors[structure] = factor * 2.38 / math.sqrt(dimension)
 
     def joint_factor(self, structure: tuple) -> Optional[np.ndarray]:
-        factor = self.factors.get(structure)
-        if factor is None:
-            return None
-        return factor * math.exp(self.joint_log_multipliers.get(structure, 0.0))
+        return self.structures.scaled(structure, self.factors.get(structure))
 
     def record_joint(self, structure: tuple, acceptance_probability: float) -> None:
-        totals = self._joint_acceptance.setdefault(structure, [0.0, 0.0])
-        totals[0] += acceptance_probability
-        totals[1] += 1
+        self.structures.record(structure, acceptance_probability)
 
     def _measure_sites(self, traces: Sequence[Trace], weights: np.ndarray) -> None:
         """Each site's weighted standard deviation over the particles, in its unconstrained space."""
@@ -197,26 +214,15 @@ class _StepSizes:
                 self.spreads[key] = spread
 
     def step(self, key: str) -> Optional[float]:
-        spread = self.spreads.get(key)
-        if spread is None:
-            return None
-        return spread * math.exp(self.log_multipliers.get(key, 0.0))
+        return self.sites.scaled(key, self.spreads.get(key))
 
     def record(self, key: str, acceptance_probability: float) -> None:
-        totals = self._acceptance.setdefault(key, [0.0, 0.0])
-        totals[0] += acceptance_probability
-        totals[1] += 1
+        self.sites.record(key, acceptance_probability)
 
     def retune(self) -> None:
         """Move each visited site's and structure's multiplier towards its target acceptance rate."""
-        for key, (accepted, visits) in self._acceptance.items():
-            self.log_multipliers[key] = (self.log_multipliers.get(key, 0.0)
-                                         + RETUNE_GAIN * (accepted / visits - TARGET_ACCEPTANCE))
-        self._acceptance.clear()
-        for structure, (accepted, visits) in self._joint_acceptance.items():
-            self.joint_log_multipliers[structure] = (self.joint_log_multipliers.get(structure, 0.0) + RETUNE_GAIN
-                                                     * (accepted / visits - JOINT_TARGET_ACCEPTANCE))
-        self._joint_acceptance.clear()
+        self.sites.retune()
+        self.structures.retune()
 
 
 class _JointStep:
