@@ -67,6 +67,33 @@ def _is_discrete(distribution: torch.distributions.Distribution) -> bool:
     return bool(distribution.support.is_discrete)
 
 
+def walk_jointly(sites: Sequence[Choice], factor: np.ndarray, rng: np.random.Generator
+                 ) -> Optional[tuple[dict[str, np.ndarray], float]]:
+    """A Gaussian step ``factor @ z`` of all ``sites`` at once, in their joint unconstrained space.
+
+    Returns the new values by key and log q(old | new) - log q(new | old) (the summed
+    change in the log Jacobians), or None where a value leaves floating point's reach.
+    """
+    transforms = [biject_to(choice.distribution.support) for choice in sites]
+    olds = [torch.as_tensor(choice.value, dtype=torch.float64) for choice in sites]
+    unconstrained = [transform.inv(old) for transform, old in zip(transforms, olds)]
+    moved_flat = (torch.cat([u.reshape(-1) for u in unconstrained])
+                  + torch.as_tensor(factor @ rng.normal(size=factor.shape[1]), dtype=torch.float64))
+    proposed, jacobian_change, offset = {}, 0.0, 0
+    for choice, transform, old, u in zip(sites, transforms, olds, unconstrained):
+        moved = moved_flat[offset:offset + u.numel()].reshape(u.shape)
+        offset += u.numel()
+        new = transform(moved)
+        if not (torch.isfinite(new).all() and torch.isfinite(transform.inv(new)).all()):
+            return None
+        jacobian_change += float(transform.log_abs_det_jacobian(moved, new).sum()
+                                 - transform.log_abs_det_jacobian(u, old).sum())
+        proposed[choice.key] = new.numpy()
+    if not math.isfinite(jacobian_change):
+        return None
+    return proposed, jacobian_change
+
+
 def random_walk(choice: Choice, step: float, rng: np.random.Generator) -> Optional[tuple[np.ndarray, float]]:
     """A Gaussian step of standard deviation ``step`` in the unconstrained space of a continuous site.
 
@@ -76,19 +103,12 @@ def random_walk(choice: Choice, step: float, rng: np.random.Generator) -> Option
     value overflows or rounds onto the support's edge (a LogNormal's exp() reaching
     infinity or 0), a state of zero density the simulator need not run.
     """
-    transform = biject_to(choice.distribution.support)
-    old = torch.as_tensor(choice.value, dtype=torch.float64)
-    unconstrained = transform.inv(old)
-    noise = torch.as_tensor(rng.normal(size=tuple(unconstrained.shape)), dtype=torch.float64)
-    moved = unconstrained + step * noise
-    new = transform(moved)
-    if not (torch.isfinite(new).all() and torch.isfinite(transform.inv(new)).all()):
+    size = biject_to(choice.distribution.support).inv(torch.as_tensor(choice.value, dtype=torch.float64)).numel()
+    walked = walk_jointly([choice], step * np.eye(size), rng)
+    if walked is None:
         return None
-    jacobian_change = (transform.log_abs_det_jacobian(moved, new).sum()
-                       - transform.log_abs_det_jacobian(unconstrained, old).sum())
-    if not math.isfinite(float(jacobian_change)):
-        return None
-    return new.numpy(), float(jacobian_change)
+    proposed, jacobian_change = walked
+    return proposed[choice.key], jacobian_change
 
 
 @dataclass

@@ -37,7 +37,7 @@ from torch.distributions import biject_to
 from tqdm.auto import tqdm
 
 from inference.controllers import Replay
-from inference.mcmc import TARGET_ACCEPTANCE, _Chain, _controlled, _is_discrete, step_chains
+from inference.mcmc import TARGET_ACCEPTANCE, _Chain, _controlled, _is_discrete, step_chains, walk_jointly
 from inference.observations import as_observations, check_observed_names
 from inference.posterior import Posterior, _log_mean_exp
 from inference.trace import Choice, Trace
@@ -94,33 +94,6 @@ def _continuous_sites(trace: Trace) -> list[Choice]:
 def _structure(sites: Sequence[Choice]) -> tuple:
     """What a joint step needs to be shared: the continuous sites' keys and shapes, in order."""
     return tuple((choice.key, np.shape(choice.value)) for choice in sites)
-
-
-def walk_jointly(sites: Sequence[Choice], factor: np.ndarray, rng: np.random.Generator
-                 ) -> Optional[tuple[dict[str, np.ndarray], float]]:
-    """A Gaussian step ``factor @ z`` of all ``sites`` at once, in their joint unconstrained space.
-
-    Returns the new values by key and log q(old | new) - log q(new | old) (the summed
-    change in the log Jacobians), or None where a value leaves floating point's reach.
-    """
-    transforms = [biject_to(choice.distribution.support) for choice in sites]
-    olds = [torch.as_tensor(choice.value, dtype=torch.float64) for choice in sites]
-    unconstrained = [transform.inv(old) for transform, old in zip(transforms, olds)]
-    moved_flat = (torch.cat([u.reshape(-1) for u in unconstrained])
-                  + torch.as_tensor(factor @ rng.normal(size=factor.shape[1]), dtype=torch.float64))
-    proposed, jacobian_change, offset = {}, 0.0, 0
-    for choice, transform, old, u in zip(sites, transforms, olds, unconstrained):
-        moved = moved_flat[offset:offset + u.numel()].reshape(u.shape)
-        offset += u.numel()
-        new = transform(moved)
-        if not (torch.isfinite(new).all() and torch.isfinite(transform.inv(new)).all()):
-            return None
-        jacobian_change += float(transform.log_abs_det_jacobian(moved, new).sum()
-                                 - transform.log_abs_det_jacobian(u, old).sum())
-        proposed[choice.key] = new.numpy()
-    if not math.isfinite(jacobian_change):
-        return None
-    return proposed, jacobian_change
 
 
 class _Multipliers:
