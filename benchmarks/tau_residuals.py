@@ -29,27 +29,38 @@ FIRST_SEED = 1_000_000
 DEPOSIT_GEV = 0.04
 
 
-def residual_statistics(image_source: str, events: int) -> dict:
+def neighbour_correlations(calorimeters) -> tuple[dict, dict]:
+    """Pairs counted and residual correlations between voxels adjacent in eta and in depth, pooled
+    over ``(value, mean, sigma)`` images (each shaped ``tau_decay.VOXELS``), on the deposit voxels."""
     pairs = {"eta": ([], []), "depth": ([], [])}
-    summed = []
+    for value, mean, sigma in calorimeters:
+        z = (np.asarray(value, dtype=float) - mean) / sigma
+        deposit = mean > DEPOSIT_GEV
+        for axis, (first, second) in (("eta", (np.s_[:-1], np.s_[1:])),
+                                      ("depth", (np.s_[..., :-1], np.s_[..., 1:]))):
+            both = deposit[first] & deposit[second]
+            pairs[axis][0].extend(z[first][both])
+            pairs[axis][1].extend(z[second][both])
+    return ({axis: len(v[0]) for axis, v in pairs.items()},
+            {axis: float(np.corrcoef(*v)[0, 1]) for axis, v in pairs.items()})
+
+
+def residual_statistics(image_source: str, events: int) -> dict:
+    calorimeters, summed = [], []
     for seed in range(FIRST_SEED, FIRST_SEED + events):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             records, _ = record_prior_trace(tau_decay.make_model(image_source=image_source))
         observed = next(r for r in records if r.kind == RECORD_OBSERVE and r.name == "calorimeter")
         mean, sigma = (np.asarray(p, dtype=float).reshape(tau_decay.VOXELS) for p in observed.distribution.params)
-        z = (np.asarray(observed.value, dtype=float).reshape(tau_decay.VOXELS) - mean) / sigma
+        value = np.asarray(observed.value, dtype=float).reshape(tau_decay.VOXELS)
         deposit = mean > DEPOSIT_GEV
         if deposit.sum() < 5:
             continue
-        summed.append(z[deposit].sum() / np.sqrt(deposit.sum()))
-        for axis, (first, second) in (("eta", (np.s_[:-1], np.s_[1:])),
-                                      ("depth", (np.s_[..., :-1], np.s_[..., 1:]))):
-            both = deposit[first] & deposit[second]
-            pairs[axis][0].extend(z[first][both])
-            pairs[axis][1].extend(z[second][both])
-    return {"events": len(summed), "pairs": {axis: len(v[0]) for axis, v in pairs.items()},
-            "correlation": {axis: float(np.corrcoef(*v)[0, 1]) for axis, v in pairs.items()},
+        calorimeters.append((value, mean, sigma))
+        summed.append(((value - mean) / sigma)[deposit].sum() / np.sqrt(deposit.sum()))
+    pairs, correlation = neighbour_correlations(calorimeters)
+    return {"events": len(summed), "pairs": pairs, "correlation": correlation,
             "summed_spread": float(np.std(summed))}
 
 

@@ -70,7 +70,7 @@ from simulators.tau.channels import CHANNELS
 from simulators.tau.decays import decay_tau
 from simulators.tau.detector import VOXELS, ShowerStage
 from simulators.tau.kinematics import four_vector
-from simulators.tau.observation import IMAGE_SOURCES, observe_calorimeter
+from simulators.tau.observation import IMAGE_SOURCES, check_image_source, observe_calorimeter
 from simulators.tau.particles import TAU_MASS, Response
 
 __all__ = ["CHANNELS", "IMAGE_SOURCES", "SHOWER_STAGE", "VOXELS", "generate_event", "make_model", "model"]
@@ -132,8 +132,7 @@ def make_model(shower_stage: Optional[ShowerStage] = None, image_source: str = "
                ) -> Callable[[], torch.Tensor]:
     """``model`` bound to a shower stage and image source, as a function of no arguments for
     ``ppx.serve`` or the engine."""
-    if image_source not in IMAGE_SOURCES:
-        raise ValueError(f"image_source must be one of {', '.join(IMAGE_SOURCES)}, got {image_source!r}")
+    check_image_source(image_source)
 
     def tau_decay_model() -> torch.Tensor:
         return model(shower_stage, image_source)

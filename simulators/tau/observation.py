@@ -52,6 +52,11 @@ IMAGE_SOURCES = ("showers", "likelihood")
 """Where the reported image comes from: the shower stage, or the observation likelihood itself."""
 
 
+def check_image_source(image_source: str) -> None:
+    if image_source not in IMAGE_SOURCES:
+        raise ValueError(f"image_source must be one of {', '.join(IMAGE_SOURCES)}, got {image_source!r}")
+
+
 @functools.lru_cache(maxsize=8)
 def mean_response(stage: ShowerStage) -> MeanResponse:
     return MeanResponse(stage)
@@ -75,8 +80,7 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
 
     ``image_source`` (one of ``IMAGE_SOURCES``) says what the reported image is made of.
     """
-    if image_source not in IMAGE_SOURCES:
-        raise ValueError(f"image_source must be one of {', '.join(IMAGE_SOURCES)}, got {image_source!r}")
+    check_image_source(image_source)
     from_showers = image_source == "showers"
     seed = ppx.sample(dist.Uniform(_float64(0.0), _float64(SEED_RANGE)), name="detector_seed", control=False)
     rng = np.random.default_rng(int(seed))

@@ -330,20 +330,13 @@ def test_a_pion_with_a_large_response_factor_keeps_the_variance_above_the_noise(
 
 
 def _residual_neighbour_correlation(calorimeters) -> tuple[float, float]:
-    """The correlation of standardised residuals between voxels adjacent in eta and in depth, pooled
-    over events, on the voxels where showers deposit: about 0 when the image follows the likelihood."""
-    pairs = {"eta": ([], []), "depth": ([], [])}
-    for value, mean, sigma in calorimeters:
-        z = (np.asarray(value, dtype=float) - mean) / sigma
-        active = mean > 0.04
-        both = active[:-1] & active[1:]
-        pairs["eta"][0].extend(z[:-1][both])
-        pairs["eta"][1].extend(z[1:][both])
-        both = active[..., :-1] & active[..., 1:]
-        pairs["depth"][0].extend(z[..., :-1][both])
-        pairs["depth"][1].extend(z[..., 1:][both])
-    assert len(pairs["depth"][0]) > 300
-    return tuple(float(np.corrcoef(*pairs[axis])[0, 1]) for axis in ("eta", "depth"))
+    """Residual correlations of voxels adjacent in eta and in depth on the deposit voxels, pooled
+    over events: about 0 when the image follows the likelihood."""
+    from benchmarks.tau_residuals import neighbour_correlations
+
+    pairs, correlation = neighbour_correlations(calorimeters)
+    assert pairs["depth"] > 300
+    return correlation["eta"], correlation["depth"]
 
 
 def _calorimeters(image_source: str, seeds) -> list:
