@@ -4,7 +4,9 @@ The issue's acceptance run and its benchmark in one script. An IC network is
 trained on prior traces from a pool of tau-decay simulators (or loaded with
 ``--network``); then, on each held-out event (generated from seeds the
 training never sees), IC IS and prior IS run with the same number of simulator
-runs, and on the first ``--rmh-events`` events RMH runs twice: ``--rmh-chains`` chains
+runs, then IC IS with the network first fitted to the event (``inference.ic.adapt``;
+``--adapt-rounds`` rounds of ``--adapt-traces`` runs, which its ESS per run counts), and on
+the first ``--rmh-events`` events RMH runs twice: ``--rmh-chains`` chains
 started from the most probable of 100 prior traces, and as many started from IC's
 most probable traces (the tau posterior has separate modes close in density, so
 chains from one start find one mode). On the first ``--smc-events`` events tempered SMC
@@ -49,6 +51,7 @@ import torch
 
 from benchmarks._processes import machine
 from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig
+from inference.ic.adapt import Adaptation, adapted_importance_sampling
 from inference.ic.checkpoint import load_checkpoint
 from inference.importance import importance_sampling
 from inference.mcmc import metropolis_hastings
@@ -64,7 +67,9 @@ MOMENTA = ("px", "py", "pz")
 LEVELS = (0.68, 0.95)
 RMH_ENGINES = ("RMH", "RMH from IC")
 SMC_ENGINES = ("SMC", "SMC again")
-COMPARISONS = (("IC IS", "RMH"), ("IC IS", "RMH from IC"), ("IC IS", "SMC"), ("SMC", "SMC again"))
+IC_ADAPTED = "IC IS adapted"
+COMPARISONS = (("IC IS", "RMH"), ("IC IS", "RMH from IC"), ("IC IS", "SMC"), (IC_ADAPTED, "SMC"),
+               ("SMC", "SMC again"))
 """Pairs of engines whose posterior moments are printed side by side, on the events both ran."""
 FIRST_EVENT_SEED = 1_000_000
 """Held-out events use seeds from here on; the demo and the tests use small seeds."""
@@ -139,18 +144,18 @@ def rate(rows: list[dict], test) -> str:
 
 
 def report(results: dict[str, list[dict]]) -> None:
-    print(f"\n{'engine':<13}{'events':>7}  {'true channel at mode':<24}" +
+    print(f"\n{'engine':<15}{'events':>7}  {'true channel at mode':<24}" +
           "".join(f"{name + ' ' + str(level):<24}" for name in MOMENTA for level in LEVELS))
     for engine, rows in results.items():
         cells = "".join(f"{rate(rows, lambda row, k=f'{name}@{level}': row['covered'][k]):<24}"
                         for name in MOMENTA for level in LEVELS)
-        print(f"{engine:<13}{len(rows):>7}  {rate(rows, lambda row: row['mode_is_true_channel']):<24}{cells}")
-    print(f"\n{'engine':<13}{'mean ESS':>10}{'ESS/run':>10}{'ESS/s':>10}   nats below the truth's log p(x, y): "
+        print(f"{engine:<15}{len(rows):>7}  {rate(rows, lambda row: row['mode_is_true_channel']):<24}{cells}")
+    print(f"\n{'engine':<15}{'mean ESS':>10}{'ESS/run':>10}{'ESS/s':>10}   nats below the truth's log p(x, y): "
           f"best trace, median trace (medians over events)")
     for engine, rows in results.items():
         best = np.median([r["nats_below_truth"]["best"] for r in rows])
         median = np.median([r["nats_below_truth"]["median"] for r in rows])
-        print(f"{engine:<13}{np.mean([r['ess'] for r in rows]):>10.1f}"
+        print(f"{engine:<15}{np.mean([r['ess'] for r in rows]):>10.1f}"
               f"{np.mean([r['ess_per_run'] for r in rows]):>10.4f}{np.mean([r['ess_per_second'] for r in rows]):>10.3f}"
               f"   {best:.0f}, {median:.0f}")
     for first, second in COMPARISONS:
@@ -177,6 +182,10 @@ def main() -> None:
     parser.add_argument("--network", help="use this IC checkpoint instead of training one")
     parser.add_argument("--events", type=int, default=20, help="held-out events")
     parser.add_argument("--traces", type=int, default=2000, help="simulator runs per IS engine per event")
+    parser.add_argument("--adapt-rounds", type=int, default=5,
+                        help="rounds fitting the network to each event before IC IS (0: no adapted IC IS)")
+    parser.add_argument("--adapt-traces", type=int, default=200, help="simulator runs per adaptation round")
+    parser.add_argument("--adapt-steps", type=int, default=20, help="Adam steps per adaptation round")
     parser.add_argument("--rmh-events", type=int, default=3)
     parser.add_argument("--rmh-steps", type=int, default=20_000, help="kept RMH steps per event, all chains")
     parser.add_argument("--rmh-chains", type=int, default=8, help="RMH chains per event and start")
@@ -197,7 +206,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
-    results: dict[str, list[dict]] = {"IC IS": [], "prior IS": [],
+    adaptation = Adaptation(rounds=args.adapt_rounds, traces_per_round=args.adapt_traces,
+                            steps_per_round=args.adapt_steps)
+    results: dict[str, list[dict]] = {"IC IS": [], IC_ADAPTED: [], "prior IS": [],
                                       **{engine: [] for engine in RMH_ENGINES + SMC_ENGINES}}
     command = f"python -m simulators.tau_decay --image-source {args.image_source}"
     with SimulatorPool(command, workers=args.workers, timeout=120) as pool:
@@ -234,6 +245,15 @@ def main() -> None:
                                                 event=index, stages=len(smc.acceptance_rates)))
                     line += (f"; {engine}: {len(smc.acceptance_rates)} stages, {smc.simulator_runs} runs, "
                              f"{smc_seconds:.0f} s")
+            if args.adapt_rounds:
+                adapted, adapted_seconds = timed(lambda: adapted_importance_sampling(
+                    pool, network, args.traces, observation, adaptation))
+                runs = args.traces + adaptation.runs
+                results[IC_ADAPTED].append(dict(assess(adapted, truth, adapted_seconds, runs, adapted.ess),
+                                                event=index, rounds=adapted.adaptation["records"]))
+                line += (f"; adapted IC ESS {adapted.ess:.1f} (rounds' ESS "
+                         + ", ".join(f"{r['ess']:.1f}" for r in adapted.adaptation["records"])
+                         + f"), best trace {results[IC_ADAPTED][-1]['nats_below_truth']['best']:.0f} nats below")
             print(line, flush=True)
     report({engine: rows for engine, rows in results.items() if rows})
     (out / "tau_inference.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2,

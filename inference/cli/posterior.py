@@ -7,6 +7,7 @@ import time
 
 from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator, positive_int
 from inference.ic import NetworkProposal, load_checkpoint
+from inference.ic.adapt import Adaptation, adapted_importance_sampling
 from inference.importance import importance_sampling
 from inference.mcmc import metropolis_hastings
 from inference.smc import tempered_smc
@@ -25,6 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="inference engine: is (prior proposals), ic (the --network's proposals), "
                              "rmh, lmh, smc (default is)")
     parser.add_argument("--network", metavar="CKPT", help="IC network checkpoint for --engine ic")
+    parser.add_argument("--adapt-rounds", type=int, default=0, metavar="R",
+                        help="IC: first fit a copy of the network to these observations in R rounds of "
+                             "importance sampling and Adam steps (default 0: the network as trained)")
+    parser.add_argument("--adapt-traces", type=positive_int, default=200,
+                        help="IC: simulator runs per adaptation round (default 200)")
     parser.add_argument("--batch-size", type=int, default=64, help="traces per message for prior IS")
     parser.add_argument("--chains", type=int, help="MCMC chains (default: one per worker)")
     parser.add_argument("--burn-in", type=int, help="MCMC steps discarded per chain (default a tenth)")
@@ -41,22 +47,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     observations = observations_from(args)
+    if args.adapt_rounds < 0:
+        raise ValueError(f"--adapt-rounds must be 0 or more, got {args.adapt_rounds}")
     proposal = None
     if args.engine == "ic":
         if not args.network:
             raise ValueError("--engine ic needs --network CKPT (train one with `ppx train`)")
         network, _ = load_checkpoint(args.network)
         proposal = NetworkProposal(network, observations)
-    elif args.network:
-        raise ValueError(f"--network is only used by --engine ic, not --engine {args.engine}")
+    elif args.network or args.adapt_rounds:
+        given = "--network" if args.network else "--adapt-rounds"
+        raise ValueError(f"{given} is only used by --engine ic, not --engine {args.engine}")
+    adaptation = Adaptation(rounds=args.adapt_rounds, traces_per_round=args.adapt_traces)
     started = time.perf_counter()
     with open_simulator(args) as simulator:
         if args.engine in ("is", "ic"):
             if args.seed is not None:
                 import torch
                 torch.manual_seed(args.seed)
-            posterior = importance_sampling(simulator, args.num_traces, observations, proposal=proposal,
-                                            batch_size=args.batch_size, progress=not args.quiet)
+            if adaptation.rounds:
+                posterior = adapted_importance_sampling(simulator, network, args.num_traces, observations,
+                                                        adaptation, progress=not args.quiet)
+            else:
+                posterior = importance_sampling(simulator, args.num_traces, observations, proposal=proposal,
+                                                batch_size=args.batch_size, progress=not args.quiet)
         elif args.engine == "smc":
             posterior = tempered_smc(simulator, args.num_traces, observations, moves=args.moves, seed=args.seed,
                                      progress=not args.quiet)
@@ -79,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
                        acceptance_rates=posterior.acceptance_rates,
                        simulator_runs=posterior.simulator_runs)
         text += f" ({stages} tempering stages, {summary['simulator_runs']} simulator runs)"
+    if adaptation.rounds:
+        summary.update(adaptation=posterior.adaptation)
+        text += (f" after {adaptation.runs} adaptation runs (ESS per round: "
+                 + ", ".join(f"{r['ess']:.1f}" for r in posterior.adaptation["records"]) + ")")
     if args.out:
         posterior.save(args.out)
         summary["out"] = args.out

@@ -308,6 +308,18 @@ class InferenceNetwork(nn.Module):
 
         ``per_address``, when given, is added each address's share: its -log q summed
         over the batch's traces (not divided by their number).
+        """
+        return -self.log_q(traces, per_address=per_address).mean()
+
+    def log_q(self, traces: Sequence[Trace], observation_embedding: Optional[torch.Tensor] = None,
+              per_address: Optional[dict[str, float]] = None) -> torch.Tensor:
+        """(B,) float64: each trace's sum of log q(value) over its controlled samples.
+
+        ``observation_embedding`` (1, observation_dim), when given, conditions every trace on
+        it instead of on each trace's own observed values (one embedding for all the traces of
+        an event). ``per_address`` is added each address's -log q summed over the traces.
+        Samples at addresses the network does not know are left out, as ``NetworkProposal``
+        leaves them to the prior.
 
         However their address sequences differ, all traces of a batch share one
         packed LSTM pass, and each address's head runs once over every position
@@ -316,11 +328,15 @@ class InferenceNetwork(nn.Module):
         which on CPU costs more than the network for simulators whose rejection
         loops make nearly every trace's sequence unique.)
         """
-        samples = [controlled_samples(trace) for trace in traces]
+        samples = [[c for c in controlled_samples(trace) if self.knows(c.key)] for trace in traces]
         lengths = [len(choices) for choices in samples]
+        log_q = torch.zeros(len(traces), dtype=torch.float64)
         if max(lengths, default=0) == 0:
-            return torch.zeros((), dtype=torch.float64, requires_grad=True)
-        observation_embedding = self.embed_observations([observed_values(t) for t in traces])
+            return log_q.requires_grad_()
+        if observation_embedding is None:
+            observation_embedding = self.embed_observations([observed_values(t) for t in traces])
+        else:
+            observation_embedding = observation_embedding.expand(len(traces), -1)
         rows = [b for b, length in enumerate(lengths) if length]  # traces with something to propose
         samples = [samples[b] for b in rows]
         observation_embedding = observation_embedding[rows]
@@ -338,18 +354,18 @@ class InferenceNetwork(nn.Module):
         ], dim=2)
         packed = nn.utils.rnn.pack_padded_sequence(inputs, [len(c) for c in samples], enforce_sorted=False)
         outputs, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], total_length=steps)
-        loss = torch.zeros((), dtype=torch.float64)
+        per_row = torch.zeros(batch, dtype=torch.float64)
         for slot in torch.unique(slots[slots > 0]).tolist():
             step_index, row_index = torch.nonzero(slots == slot, as_tuple=True)
             address = self.addresses[slot - 1]
             choices = [samples[b][t] for t, b in zip(step_index.tolist(), row_index.tolist())]
             proposal = self.proposal(address.key, outputs[step_index, row_index],
                                      observation_embedding[row_index], prior_params(choices, address))
-            site_log_q = proposal.log_prob(stacked_values(choices, address)).sum()
-            loss = loss - site_log_q
+            site_log_q = proposal.log_prob(stacked_values(choices, address)).reshape(len(choices), -1).sum(1)
+            per_row = per_row.index_add(0, row_index, site_log_q.double())
             if per_address is not None:
-                per_address[address.key] = per_address.get(address.key, 0.0) - float(site_log_q)
-        return loss / len(traces)
+                per_address[address.key] = per_address.get(address.key, 0.0) - float(site_log_q.sum())
+        return log_q.index_put((torch.tensor(rows),), per_row)
 
     def _address_table(self) -> torch.Tensor:
         """Address embeddings as one matrix, row 0 (no address) zero."""

@@ -88,6 +88,10 @@ def _datasets(group: h5py.Group) -> list[h5py.Dataset]:
     (["prior", "--model", "simulators.gaussian:model", "--observe", "obs7=1", "-n", "5"],
      "'obs7' do not occur in the model; its observe statements are named: obs0, obs1"),
     (["posterior", "--model", "simulators.nonexistent:model"], "cannot import module"),
+    (["posterior", "--model", "simulators.gaussian:model", "--adapt-rounds", "2"],
+     "--adapt-rounds is only used by --engine ic, not --engine is"),
+    (["posterior", "--model", "simulators.gaussian:model", "--engine", "ic", "--adapt-rounds", "-1"],
+     "--adapt-rounds must be 0 or more, got -1"),
     (["prior", "--model", "simulators.gaussian:model", "--observe-file", "/nonexistent.json"],
      "does not exist"),
 ])

@@ -1,0 +1,115 @@
+"""Fitting the IC network to one event before importance sampling (``inference.ic.adapt``).
+
+The networks here are trained for ten steps only, so that their proposals are
+poor where the Gaussian's observations lie in the prior's tail; the analytic
+posterior is the check, with tolerances of 4.5 standard errors at the run's ESS,
+as in the other engine tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig, load_checkpoint
+from inference.ic.adapt import Adaptation, adapted_importance_sampling, kish_ess, tempering_power
+from inference.importance import importance_sampling
+from inference.local import LocalSimulator
+from inference.trace import RECORD_SAMPLE
+from simulators import gaussian
+
+OBSERVED = {"obs0": 8.0, "obs1": 9.0}
+
+
+@pytest.fixture(scope="module")
+def barely_trained_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    source = OnlineSource(LocalSimulator(gaussian.model), batch_size=64)
+    checkpoint = tmp_path_factory.mktemp("adapt") / "gaussian.ckpt"
+    try:
+        trainer = Trainer(source, NetworkConfig(lstm_dim=32, observation_dim=32, components=3),
+                          TrainingConfig(validate_every=10_000, validation_size=64), checkpoint=str(checkpoint))
+        trainer.train(640, progress_bar=False)
+    finally:
+        source.close()
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def barely_trained(barely_trained_checkpoint):
+    return load_checkpoint(barely_trained_checkpoint)[0]
+
+
+def test_adapted_proposals_reach_the_exact_posterior_with_most_traces_effective(barely_trained):
+    torch.manual_seed(5)
+    simulator = LocalSimulator(gaussian.model)
+    proposal = NetworkProposal(barely_trained, {k: np.array(v) for k, v in OBSERVED.items()})
+    plain = importance_sampling(simulator, 600, OBSERVED, proposal=proposal)
+    adapted = adapted_importance_sampling(simulator, barely_trained, 600, OBSERVED,
+                                          Adaptation(rounds=5, traces_per_round=150))
+    assert plain.ess_fraction < 0.1
+    assert adapted.ess_fraction > 0.4
+    assert adapted.engine == "ic-adapted"
+    assert adapted.adaptation["runs"] == 750
+    alphas = [r["alpha"] for r in adapted.adaptation["records"]]
+    assert alphas[-1] > alphas[0]
+    mean, std = gaussian.posterior([8.0, 9.0])
+    ess = adapted.ess
+    assert abs(float(adapted.mean("mu")) - mean) < 4.5 * std / math.sqrt(ess)
+    assert abs(float(adapted.std("mu")) - std) < 4.5 * std / math.sqrt(2 * ess)
+
+
+def test_posterior_command_adapts_the_network_and_reports_its_rounds(barely_trained_checkpoint):
+    run = subprocess.run([sys.executable, "-m", "inference", "posterior", "--model", "simulators.gaussian:model",
+                          "--observe", "obs0=8", "--observe", "obs1=9", "--engine", "ic",
+                          "--network", str(barely_trained_checkpoint), "--adapt-rounds", "5",
+                          "--adapt-traces", "150", "-n", "600", "--seed", "1", "--json", "--quiet"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["engine"] == "ic-adapted"
+    assert len(summary["adaptation"]["records"]) == 5 and summary["adaptation"]["runs"] == 750
+    mean, std = gaussian.posterior([8.0, 9.0])
+    assert abs(summary["variables"]["mu"]["mean"] - mean) < 4.5 * std / math.sqrt(summary["ess"])
+
+
+def test_adaptation_leaves_the_trained_network_untouched(barely_trained):
+    before = {name: p.detach().clone() for name, p in barely_trained.named_parameters()}
+    adapted_importance_sampling(LocalSimulator(gaussian.model), barely_trained, 10, OBSERVED,
+                                Adaptation(rounds=1, traces_per_round=20, steps_per_round=3))
+    assert all(torch.equal(before[name], p) for name, p in barely_trained.named_parameters())
+
+
+def test_log_q_scores_a_trace_as_the_proposal_that_drew_it(barely_trained):
+    torch.manual_seed(5)
+    observations = {k: np.array(v) for k, v in OBSERVED.items()}
+    drawn = importance_sampling(LocalSimulator(gaussian.model), 20, OBSERVED,
+                                proposal=NetworkProposal(barely_trained, observations))
+    recorded = [sum(c.proposal_log_prob for c in t.choices if c.kind == RECORD_SAMPLE and c.control)
+                for t in drawn.traces]
+    with torch.no_grad():
+        embedding = barely_trained.embed_observations([observations])
+        scored = barely_trained.log_q(drawn.traces, embedding)
+    # The proposal samples in float32 heads' precision; the scores agree far inside any weight's spread.
+    np.testing.assert_allclose(scored.numpy(), recorded, atol=1e-4)
+
+
+def test_tempering_power_keeps_the_asked_ess():
+    log_weights = np.random.default_rng(0).normal(0.0, 5.0, 400)
+    alpha = tempering_power(log_weights, 0.25)
+    assert 0 < alpha < 1
+    assert kish_ess(alpha * log_weights) == pytest.approx(100, rel=1e-3)
+    assert tempering_power(np.zeros(50), 0.5) == 1.0
+
+
+@pytest.mark.parametrize("field, value", [("rounds", -1), ("traces_per_round", 0), ("steps_per_round", 1.5),
+                                          ("learning_rate", 0.0), ("tempered_ess", 1.5), ("batch_size", 0)])
+def test_bad_settings_name_the_field_and_value(field, value):
+    with pytest.raises(ValueError, match=f"Adaptation.{field} .*{value}"):
+        Adaptation(**{field: value})
