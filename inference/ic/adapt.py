@@ -5,18 +5,18 @@ the posterior is far narrower than what the network has learnt to resolve (a
 calorimeter fixing a tau's direction to a fraction of a voxel), one event's
 importance weights are so uneven that a single trace carries them. ``adapt``
 fine-tunes a copy of the network on the event itself, in rounds: importance
-sampling with the current copy, then Adam steps that raise log q of every trace
+sampling with the current copy, then Adam steps that raise log q of the traces
 drawn so far, each weighted by its importance weight raised to a power ``alpha``
 (the largest in (0, 1] that keeps the tempered weights' ESS at
-``Adaptation.tempered_ess`` of the traces). Tempering fits the copy to a bridge
-between its own proposals and the posterior, alpha rising as the proposals
-improve, so the copy does not collapse onto the one trace that dominates the raw
-weights.
+``Adaptation.tempered_ess`` of one round's traces). Tempering fits the copy to a
+bridge between its own proposals and the posterior, so the copy does not collapse
+onto the one trace that dominates the raw weights; as the rounds add traces where
+the posterior is, the same ESS is kept at a higher alpha, and the bridge advances.
 
 ``adapted_importance_sampling`` then weighs fresh traces from the adapted copy
 against the copy's own densities. Its estimates are consistent whatever the
 adaptation did: fitting changes how efficient they are, not what they converge to.
-The adaptation's simulator runs are counted in ``Posterior.adaptation``.
+The posterior's ``simulator_runs`` counts the adaptation's runs with the final ones.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from inference.importance import importance_sampling
 from inference.observations import as_observations
 from inference.posterior import Posterior
 
+
 @dataclass(frozen=True)
 class Adaptation:
     """How to fit the network to one event.
@@ -48,9 +49,8 @@ class Adaptation:
         steps_per_round: Adam steps after each round, on the traces drawn so far.
         batch_size: traces per step, drawn from all so far in proportion to their tempered weights.
         learning_rate: Adam's step size.
-        tempered_ess: the fraction of the traces drawn so far that the tempered weights'
-            ESS is held to; smaller fits the posterior more sharply and sooner, larger more
-            cautiously.
+        tempered_ess: the tempered weights' ESS, as a fraction of ``traces_per_round``;
+            smaller fits the posterior more sharply and sooner, larger more cautiously.
     """
 
     rounds: int = 5
@@ -92,14 +92,13 @@ def kish_ess(log_weights: np.ndarray) -> float:
     return float(weights.sum() ** 2 / np.sum(weights ** 2))
 
 
-def tempering_power(log_weights: np.ndarray, ess_fraction: float) -> float:
-    """The largest alpha in (0, 1] with ESS(w^alpha) >= ess_fraction * len(w), by bisection.
+def tempering_power(log_weights: np.ndarray, target: float) -> float:
+    """The largest alpha in (0, 1] with ESS(w^alpha) >= target, by bisection.
 
     ESS of w^alpha falls as alpha grows (from len(w) at alpha = 0), so the set of
     alphas that keep it is an interval from 0.
     """
     finite = np.where(np.isfinite(log_weights), log_weights, -np.inf)
-    target = ess_fraction * len(finite)
     if kish_ess(finite) >= target:
         return 1.0
     low, high = 0.0, 1.0
@@ -160,7 +159,7 @@ def adapt(network: InferenceNetwork, simulator: Any, observations: Mapping[str, 
                                         proposal=NetworkProposal(fitted, observations))
         traces.extend(drawn.traces)
         log_weights = np.concatenate([log_weights, drawn.log_weights])
-        alpha = tempering_power(log_weights, adaptation.tempered_ess)
+        alpha = tempering_power(log_weights, adaptation.tempered_ess * adaptation.traces_per_round)
         loss = _fit(fitted, embedding, traces, log_weights, alpha, adaptation, optimizer)
         records.append({"ess": drawn.ess, "alpha": alpha, "loss": loss})
     return fitted, records
