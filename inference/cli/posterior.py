@@ -31,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "importance sampling and Adam steps (default 0: the network as trained)")
     parser.add_argument("--adapt-traces", type=positive_int, default=200,
                         help="IC: simulator runs per adaptation round (default 200)")
+    parser.add_argument("--adapt-steps", type=positive_int, default=Adaptation.steps_per_round,
+                        help=f"IC: Adam steps after each adaptation round (default {Adaptation.steps_per_round}; "
+                             "more fit a narrow posterior in fewer rounds)")
     parser.add_argument("--batch-size", type=int, default=64, help="traces per message for prior IS")
     parser.add_argument("--chains", type=int, help="MCMC chains (default: one per worker)")
     parser.add_argument("--burn-in", type=int, help="MCMC steps discarded per chain (default a tenth)")
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.network or args.adapt_rounds:
         given = "--network" if args.network else "--adapt-rounds"
         raise ValueError(f"{given} is only used by --engine ic, not --engine {args.engine}")
-    adaptation = Adaptation(rounds=args.adapt_rounds, traces_per_round=args.adapt_traces)
+    adaptation = Adaptation(rounds=args.adapt_rounds, traces_per_round=args.adapt_traces,
+                            steps_per_round=args.adapt_steps)
     started = time.perf_counter()
     with open_simulator(args) as simulator:
         if args.engine in ("is", "ic"):
