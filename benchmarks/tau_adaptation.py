@@ -15,23 +15,16 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 
 from benchmarks._processes import machine
-from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, below_truth, timed, true_log_joint
+from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, assess, timed, true_log_joint
 from inference.ic import NetworkProposal
 from inference.ic.adapt import Adaptation, adapted_importance_sampling
 from inference.ic.checkpoint import load_checkpoint
 from inference.importance import importance_sampling
 from inference.pool import SimulatorPool
-from inference.posterior import Posterior
 from simulators import tau_decay
-
-
-def moments(posterior: Posterior) -> dict[str, tuple[float, float]]:
-    return {name: (float(np.ravel(posterior.mean(name))[0]), float(np.ravel(posterior.std(name))[0]))
-            for name in MOMENTA}
 
 
 def main() -> None:
@@ -63,16 +56,18 @@ def main() -> None:
             print(f"\nevent {index} ({truth['channel_name']})")
             for record in adapted.adaptation["records"]:
                 print(f"  round: ESS {record['ess']:.1f}, alpha {record['alpha']:.3f}, loss {record['loss']:.1f}")
+            rows = {}
             for label, posterior, seconds, runs in (
                     ("trained", plain, plain_seconds, args.traces),
                     ("adapted", adapted, adapted_seconds, args.traces + adaptation.runs)):
-                gaps = below_truth(posterior, truth)
-                cells = "; ".join(f"{name} {mean:.2f} +- {std:.2f} (truth {truth[name]:.2f})"
-                                  for name, (mean, std) in moments(posterior).items())
-                print(f"  {label}: ESS {posterior.ess:.1f} in {runs} runs, {seconds:.0f} s; best, median trace "
+                rows[label] = row = assess(posterior, truth, seconds, runs, posterior.ess)
+                gaps = row["nats_below_truth"]
+                cells = "; ".join(f"{name} {row['mean'][name]:.2f} +- {row['std'][name]:.2f} "
+                                  f"(truth {truth[name]:.2f})" for name in MOMENTA)
+                print(f"  {label}: ESS {row['ess']:.1f} in {runs} runs, {seconds:.0f} s; best, median trace "
                       f"{gaps['best']:.0f}, {gaps['median']:.0f} nats below the truth; {cells}")
             print(f"  adapted / trained ESS per run: "
-                  f"{(adapted.ess / (args.traces + adaptation.runs)) / (plain.ess / args.traces):.2f}")
+                  f"{rows['adapted']['ess_per_run'] / rows['trained']['ess_per_run']:.2f}")
 
 
 if __name__ == "__main__":

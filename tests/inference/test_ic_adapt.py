@@ -27,17 +27,23 @@ from simulators import branching, gaussian
 OBSERVED = {"obs0": 8.0, "obs1": 9.0}
 
 
-@pytest.fixture(scope="module")
-def barely_trained_checkpoint(tmp_path_factory):
+def barely_train(model, checkpoint=None) -> Trainer:
+    """A small network after ten steps: its proposals are far wider than a tail posterior."""
     torch.manual_seed(0)
-    source = OnlineSource(LocalSimulator(gaussian.model), batch_size=64)
-    checkpoint = tmp_path_factory.mktemp("adapt") / "gaussian.ckpt"
+    source = OnlineSource(LocalSimulator(model), batch_size=64)
     try:
         trainer = Trainer(source, NetworkConfig(lstm_dim=32, observation_dim=32, components=3),
-                          TrainingConfig(validate_every=10_000, validation_size=64), checkpoint=str(checkpoint))
+                          TrainingConfig(validate_every=10_000, validation_size=64), checkpoint=checkpoint)
         trainer.train(640, progress_bar=False)
     finally:
         source.close()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def barely_trained_checkpoint(tmp_path_factory):
+    checkpoint = tmp_path_factory.mktemp("adapt") / "gaussian.ckpt"
+    barely_train(gaussian.model, str(checkpoint))
     return checkpoint
 
 
@@ -66,17 +72,10 @@ def test_adapted_proposals_reach_the_exact_posterior_with_most_traces_effective(
 
 
 def test_adaptation_keeps_a_changing_trace_structure_exact():
-    torch.manual_seed(0)
-    source = OnlineSource(LocalSimulator(branching.model), batch_size=64)
-    try:
-        trainer = Trainer(source, NetworkConfig(lstm_dim=32, observation_dim=32, components=3),
-                          TrainingConfig(validate_every=10_000, validation_size=64))
-        trainer.train(640, progress_bar=False)
-    finally:
-        source.close()
+    network = barely_train(branching.model).network
     observed = {"obs": 10.0}  # far in the tail of the prior's simulated data
     torch.manual_seed(2)
-    adapted = adapted_importance_sampling(LocalSimulator(branching.model), trainer.network, 1000, observed,
+    adapted = adapted_importance_sampling(LocalSimulator(branching.model), network, 1000, observed,
                                           Adaptation(rounds=5, traces_per_round=150))
     exact = branching.exact_posterior(observed)
     assert adapted.ess > 100
