@@ -29,9 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--adapt-rounds", type=int, default=0, metavar="R",
                         help="IC: first fit a copy of the network to these observations in R rounds of "
                              "importance sampling and Adam steps (default 0: the network as trained)")
-    parser.add_argument("--adapt-traces", type=positive_int, default=200,
-                        help="IC: simulator runs per adaptation round (default 200)")
-    parser.add_argument("--adapt-steps", type=positive_int, default=Adaptation.steps_per_round,
+    parser.add_argument("--adapt-traces", type=positive_int,
+                        help=f"IC: simulator runs per adaptation round (default {Adaptation.traces_per_round})")
+    parser.add_argument("--adapt-steps", type=positive_int,
                         help=f"IC: Adam steps after each adaptation round (default {Adaptation.steps_per_round}; "
                              "more fit a narrow posterior in fewer rounds)")
     parser.add_argument("--batch-size", type=int, default=64, help="traces per message for prior IS")
@@ -48,10 +48,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def _adaptation(args: argparse.Namespace) -> Adaptation:
+    """The --adapt-* settings; the per-round ones only mean something once --adapt-rounds asks for rounds."""
+    if not args.adapt_rounds:
+        for flag, value in (("--adapt-traces", args.adapt_traces), ("--adapt-steps", args.adapt_steps)):
+            if value is not None:
+                raise ValueError(f"{flag} {value} is only used with --adapt-rounds R (R > 0)")
+    per_round = {name: value for name, value in (("traces_per_round", args.adapt_traces),
+                                                  ("steps_per_round", args.adapt_steps)) if value is not None}
+    return Adaptation(rounds=args.adapt_rounds, **per_round)
+
+
 def run(args: argparse.Namespace) -> int:
     observations = observations_from(args)
     if args.adapt_rounds < 0:
         raise ValueError(f"--adapt-rounds must be 0 or more, got {args.adapt_rounds}")
+    adaptation = _adaptation(args)
     proposal = None
     if args.engine == "ic":
         if not args.network:
@@ -61,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
     elif args.network or args.adapt_rounds:
         given = "--network" if args.network else "--adapt-rounds"
         raise ValueError(f"{given} is only used by --engine ic, not --engine {args.engine}")
-    adaptation = Adaptation(rounds=args.adapt_rounds, traces_per_round=args.adapt_traces,
-                            steps_per_round=args.adapt_steps)
     started = time.perf_counter()
     with open_simulator(args) as simulator:
         if args.engine in ("is", "ic"):

@@ -92,6 +92,10 @@ def _datasets(group: h5py.Group) -> list[h5py.Dataset]:
      "--adapt-rounds is only used by --engine ic, not --engine is"),
     (["posterior", "--model", "simulators.gaussian:model", "--engine", "ic", "--adapt-rounds", "-1"],
      "--adapt-rounds must be 0 or more, got -1"),
+    (["posterior", "--model", "simulators.gaussian:model", "--engine", "ic", "--adapt-steps", "40"],
+     "--adapt-steps 40 is only used with --adapt-rounds R (R > 0)"),
+    (["posterior", "--model", "simulators.gaussian:model", "--adapt-traces", "50"],
+     "--adapt-traces 50 is only used with --adapt-rounds R (R > 0)"),
     (["prior", "--model", "simulators.gaussian:model", "--observe-file", "/nonexistent.json"],
      "does not exist"),
 ])
