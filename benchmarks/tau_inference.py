@@ -8,8 +8,8 @@ runs, then IC IS with the network first fitted to the event (``inference.ic.adap
 ``--adapt-rounds`` rounds of ``--adapt-traces`` runs, which its ESS per run counts), and on
 the first ``--rmh-events`` events RMH runs twice: ``--rmh-chains`` chains
 started from the most probable of 100 prior traces, and as many started from IC's
-most probable traces (the tau posterior has separate modes close in density, so
-chains from one start find one mode). On the first ``--smc-events`` events tempered SMC
+most probable traces, the adapted copy's when there is one (the tau posterior has separate
+modes close in density, so chains from one start find one mode). On the first ``--smc-events`` events tempered SMC
 runs twice, from different seeds: the reference that mixes, and a second run that shows
 how far the reference agrees with itself. It prints:
 
@@ -24,6 +24,11 @@ how far the reference agrees with itself. It prints:
 * IC and RMH posterior means and standard deviations side by side, with each RMH
   run's R-hat across its chains (near 1 only where the chains agree);
 * the same for IC against SMC, and for the two SMC runs against each other.
+
+In ``--out`` it writes the numbers (``tau_inference.json``), each event's momentum
+posteriors per engine with the truth marked (``event-N-momenta.png``) and
+``calibration.png``: where the truth falls in each engine's posteriors over all events
+and momenta, which follows the diagonal for a calibrated engine.
 
 SMC's ESS is that of its final weights: resampling's copies count as distinct
 particles there, so it is an upper bound; the two runs' agreement is the check.
@@ -50,6 +55,7 @@ import numpy as np
 import torch
 
 from benchmarks._processes import machine
+from inference import plots
 from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig
 from inference.ic.adapt import Adaptation, adapted_importance_sampling
 from inference.ic.checkpoint import load_checkpoint
@@ -68,8 +74,8 @@ LEVELS = (0.68, 0.95)
 RMH_ENGINES = ("RMH", "RMH from IC")
 SMC_ENGINES = ("SMC", "SMC again")
 IC_ADAPTED = "IC IS adapted"
-COMPARISONS = (("IC IS", "RMH"), ("IC IS", "RMH from IC"), ("IC IS", "SMC"), (IC_ADAPTED, "SMC"),
-               ("SMC", "SMC again"))
+COMPARISONS = (("IC IS", "RMH"), ("IC IS", "RMH from IC"), (IC_ADAPTED, "RMH from IC"), ("IC IS", "SMC"),
+               (IC_ADAPTED, "SMC"), ("SMC", "SMC again"))
 """Pairs of engines whose posterior moments are printed side by side, on the events both ran."""
 FIRST_EVENT_SEED = 1_000_000
 """Held-out events use seeds from here on; the demo and the tests use small seeds."""
@@ -108,6 +114,7 @@ def assess(posterior: Posterior, truth: dict, seconds: float, runs: int, ess: fl
         "std": {name: float(np.ravel(posterior.std(name))[0]) for name in MOMENTA},
         "ess": ess, "ess_per_run": ess / runs, "ess_per_second": ess / seconds,
         "nats_below_truth": below_truth(posterior, truth),
+        "mass_below_truth": {name: float(posterior.cdf(name, truth[name])) for name in MOMENTA},
         "r_hat": {name: float(np.ravel(posterior.variable_rhat(name))[0]) for name in MOMENTA},
     }
 
@@ -226,25 +233,7 @@ def main() -> None:
                     f"P(true channel) {results['IC IS'][-1]['probability_of_true_channel']:.2f}, best trace "
                     f"{results['IC IS'][-1]['nats_below_truth']['best']:.0f} nats below the truth (prior IS "
                     f"{results['prior IS'][-1]['nats_below_truth']['best']:.0f})")
-            if index < args.rmh_events:
-                for engine, starts in zip(RMH_ENGINES, (None, ic.traces)):
-                    try:
-                        rmh, rmh_seconds = timed(lambda: metropolis_hastings(
-                            pool, args.rmh_steps, observation, chains=args.rmh_chains, starts=starts, seed=index))
-                    except SimulatorError as err:  # reported, so that one failure does not cost the run
-                        line += f"; {engine} failed: {str(err)[:300]}"
-                        continue
-                    ess = float(np.ravel(rmh.variable_ess("px"))[0])
-                    results[engine].append(dict(assess(rmh, truth, rmh_seconds, rmh.num_traces, ess), event=index))
-                    line += f"; {engine} ESS(px) {ess:.1f}, R-hat(px) {results[engine][-1]['r_hat']['px']:.2f}"
-            if index < args.smc_events:
-                for run, engine in enumerate(SMC_ENGINES):
-                    smc, smc_seconds = timed(lambda: tempered_smc(
-                        pool, args.smc_particles, observation, moves=args.smc_moves, seed=2 * index + run))
-                    results[engine].append(dict(assess(smc, truth, smc_seconds, smc.simulator_runs, smc.ess),
-                                                event=index, stages=len(smc.acceptance_rates)))
-                    line += (f"; {engine}: {len(smc.acceptance_rates)} stages, {smc.simulator_runs} runs, "
-                             f"{smc_seconds:.0f} s")
+            adapted = None
             if args.adapt_rounds:
                 adapted, adapted_seconds = timed(lambda: adapted_importance_sampling(
                     pool, network, args.traces, observation, adaptation))
@@ -254,8 +243,32 @@ def main() -> None:
                 line += (f"; adapted IC ESS {adapted.ess:.1f} (rounds' ESS "
                          + ", ".join(f"{r['ess']:.1f}" for r in adapted.adaptation["records"])
                          + f"), best trace {results[IC_ADAPTED][-1]['nats_below_truth']['best']:.0f} nats below")
+            shown = {"IC IS": ic, "prior IS": prior, **({} if adapted is None else {IC_ADAPTED: adapted})}
+            if index < args.rmh_events:
+                for engine, starts in zip(RMH_ENGINES, (None, (ic if adapted is None else adapted).traces)):
+                    try:
+                        rmh, rmh_seconds = timed(lambda: metropolis_hastings(
+                            pool, args.rmh_steps, observation, chains=args.rmh_chains, starts=starts, seed=index))
+                    except SimulatorError as err:  # reported, so that one failure does not cost the run
+                        line += f"; {engine} failed: {str(err)[:300]}"
+                        continue
+                    ess = float(np.ravel(rmh.variable_ess("px"))[0])
+                    results[engine].append(dict(assess(rmh, truth, rmh_seconds, rmh.num_traces, ess), event=index))
+                    shown[engine] = rmh
+                    line += f"; {engine} ESS(px) {ess:.1f}, R-hat(px) {results[engine][-1]['r_hat']['px']:.2f}"
+            if index < args.smc_events:
+                for run, engine in enumerate(SMC_ENGINES):
+                    smc, smc_seconds = timed(lambda: tempered_smc(
+                        pool, args.smc_particles, observation, moves=args.smc_moves, seed=2 * index + run))
+                    results[engine].append(dict(assess(smc, truth, smc_seconds, smc.simulator_runs, smc.ess),
+                                                event=index, stages=len(smc.acceptance_rates)))
+                    line += (f"; {engine}: {len(smc.acceptance_rates)} stages, {smc.simulator_runs} runs, "
+                             f"{smc_seconds:.0f} s")
+            plots.posterior_histograms(shown, MOMENTA, truth, out / f"event-{index}-momenta.png")
             print(line, flush=True)
     report({engine: rows for engine, rows in results.items() if rows})
+    plots.calibration({engine: [row["mass_below_truth"][name] for row in rows for name in MOMENTA]
+                       for engine, rows in results.items() if rows}, out / "calibration.png")
     (out / "tau_inference.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2,
                                                       default=float))
 

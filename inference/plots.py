@@ -91,6 +91,34 @@ def loss_curve(progress: Mapping[str, Any], path: str | Path) -> Path:
     return _save(figure, path)
 
 
+def calibration(mass_below_truth: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """Where the truth falls in each engine's posteriors, over many events.
+
+    ``mass_below_truth`` holds, per engine, the posterior probability below the true value
+    for each event (and variable). A calibrated engine gives uniformly distributed values,
+    so their empirical CDF follows the diagonal within the shaded band (95%, pointwise, for
+    as many values); an engine too sure of itself piles them up at 0 and 1.
+    """
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    grid = np.linspace(0.0, 1.0, 201)
+    count = max((len(values) for values in mass_below_truth.values()), default=1)
+    spread = 1.96 * np.sqrt(grid * (1.0 - grid) / count)
+    axis.fill_between(grid, grid - spread, grid + spread, color="0.85", label=f"calibrated, {count} values")
+    axis.plot(grid, grid, color="0.5", linewidth=1)
+    for label, values in mass_below_truth.items():
+        ordered = np.sort(np.asarray(values, dtype=float))
+        axis.step(np.concatenate([[0.0], ordered, [1.0]]), np.concatenate([[0.0], np.arange(1, len(ordered) + 1)
+                  / len(ordered), [1.0]]), where="post", linewidth=1.5, label=f"{label} ({len(ordered)})")
+    axis.set_xlabel("posterior probability below the truth")
+    axis.set_ylabel("cumulative fraction")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def _save(figure: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

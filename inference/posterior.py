@@ -357,6 +357,15 @@ class Posterior:
         result = _weighted_quantiles(flat, self.weights(var), q_array.ravel())
         return result.reshape(q_array.shape + values.shape[1:])
 
+    def cdf(self, var: str, value: Any) -> np.ndarray:
+        """Posterior probability that ``var`` is at most ``value``, elementwise (``value``
+        broadcast to the variable's shape); where a true value falls in the posterior."""
+        values = self.values(var)
+        flat = values.reshape(len(values), -1)
+        bound = np.broadcast_to(np.asarray(value, dtype=np.float64), values.shape[1:]).ravel()
+        below = self.weights(var) @ (flat <= bound)
+        return below.reshape(values.shape[1:])
+
     def histogram(self, var: str, bins: Any = 10, range: Optional[tuple[float, float]] = None,
                   density: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Weighted ``numpy.histogram`` of a scalar variable: ``(heights, bin_edges)``.

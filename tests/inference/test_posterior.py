@@ -52,6 +52,16 @@ def test_weighted_mean_std_quantile_match_tilted_normal(tilted):
     np.testing.assert_allclose(posterior.quantile("mu", q), expected, atol=2 * tolerance)
 
 
+def test_cdf_matches_tilted_normal_elementwise(tilted):
+    posterior, a = tilted
+    for z in (-1.0, 0.0, 1.5):
+        expected = NormalDist().cdf(z)
+        tolerance = 5 * math.sqrt(expected * (1 - expected) / posterior.ess)
+        assert posterior.cdf("mu", a + z) == pytest.approx(expected, abs=tolerance)
+        np.testing.assert_allclose(posterior.cdf("v", [a + z, -2 * (a + z)]), [expected, 1 - expected],
+                                   atol=tolerance)
+
+
 def test_vector_statistics_are_elementwise(tilted):
     posterior, a = tilted
     tolerance = 5 / math.sqrt(posterior.ess)
