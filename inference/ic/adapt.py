@@ -233,8 +233,9 @@ def adapted_importance_sampling(simulator: Any, network: InferenceNetwork, num_t
 
     With ``keep_rounds`` the posterior holds the adaptation's traces and then the
     ``num_traces`` final ones, each weighed against the mixture of the copies (see the
-    module); without, only the final ones, against the fitted copy. Its ``adaptation`` attribute holds the settings, the adaptation's runs
-    and the per-round records; ``simulator_runs`` counts the adaptation's runs and the final ones.
+    module); without, only the final ones, against the fitted copy. Its ``adaptation``
+    attribute holds the settings, the adaptation's runs and the per-round records;
+    ``simulator_runs`` counts the adaptation's runs and the final ones.
     """
     observations = as_observations(observations)
     adapted = adapt(network, simulator, observations, adaptation, progress)
