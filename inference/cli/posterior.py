@@ -34,6 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--adapt-steps", type=positive_int,
                         help=f"IC: Adam steps after each adaptation round (default {Adaptation.steps_per_round}; "
                              "more fit a narrow posterior in fewer rounds)")
+    parser.add_argument("--adapt-keep-rounds", action="store_true",
+                        help="IC: keep the adaptation's traces in the posterior too, each weighed against "
+                             "the mixture of the network copies that drew them, so that their runs add ESS")
     parser.add_argument("--batch-size", type=int, default=64, help="traces per message for prior IS")
     parser.add_argument("--chains", type=int, help="MCMC chains (default: one per worker)")
     parser.add_argument("--burn-in", type=int, help="MCMC steps discarded per chain (default a tenth)")
@@ -51,9 +54,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _adaptation(args: argparse.Namespace) -> Adaptation:
     """The --adapt-* settings; the per-round ones only mean something once --adapt-rounds asks for rounds."""
     if not args.adapt_rounds:
-        for flag, value in (("--adapt-traces", args.adapt_traces), ("--adapt-steps", args.adapt_steps)):
-            if value is not None:
-                raise ValueError(f"{flag} {value} is only used with --adapt-rounds R (R > 0)")
+        given = [f"--adapt-traces {args.adapt_traces}" if args.adapt_traces is not None else "",
+                 f"--adapt-steps {args.adapt_steps}" if args.adapt_steps is not None else "",
+                 "--adapt-keep-rounds" if args.adapt_keep_rounds else ""]
+        for flag in filter(None, given):
+            raise ValueError(f"{flag} is only used with --adapt-rounds R (R > 0)")
     per_round = {name: value for name, value in (("traces_per_round", args.adapt_traces),
                                                   ("steps_per_round", args.adapt_steps)) if value is not None}
     return Adaptation(rounds=args.adapt_rounds, **per_round)
@@ -81,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
                 torch.manual_seed(args.seed)
             if adaptation.rounds:
                 posterior = adapted_importance_sampling(simulator, network, args.num_traces, observations,
-                                                        adaptation, progress=not args.quiet)
+                                                        adaptation, progress=not args.quiet,
+                                                        keep_rounds=args.adapt_keep_rounds)
             else:
                 posterior = importance_sampling(simulator, args.num_traces, observations, proposal=proposal,
                                                 batch_size=args.batch_size, progress=not args.quiet)

@@ -96,6 +96,8 @@ def _datasets(group: h5py.Group) -> list[h5py.Dataset]:
      "--adapt-steps 40 is only used with --adapt-rounds R (R > 0)"),
     (["posterior", "--model", "simulators.gaussian:model", "--adapt-traces", "50"],
      "--adapt-traces 50 is only used with --adapt-rounds R (R > 0)"),
+    (["posterior", "--model", "simulators.gaussian:model", "--adapt-keep-rounds"],
+     "--adapt-keep-rounds is only used with --adapt-rounds R (R > 0)"),
     (["prior", "--model", "simulators.gaussian:model", "--observe-file", "/nonexistent.json"],
      "does not exist"),
 ])

@@ -127,11 +127,13 @@ def test_posterior_command_adapts_the_network_and_reports_its_rounds(barely_trai
     run = subprocess.run([sys.executable, "-m", "inference", "posterior", "--model", "simulators.gaussian:model",
                           "--observe", "obs0=8", "--observe", "obs1=9", "--engine", "ic",
                           "--network", str(barely_trained_checkpoint), "--adapt-rounds", "5",
-                          "--adapt-traces", "150", "--adapt-steps", "30", "-n", "600", "--seed", "1", "--json", "--quiet"],
+                          "--adapt-traces", "150", "--adapt-steps", "30", "--adapt-keep-rounds", "-n", "600",
+                          "--seed", "1", "--json", "--quiet"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert summary["engine"] == "ic-adapted"
+    assert summary["traces"] == 750 + 600 and summary["adaptation"]["kept_rounds"]
     assert len(summary["adaptation"]["records"]) == 5 and summary["adaptation"]["runs"] == 750
     assert summary["adaptation"]["steps_per_round"] == 30
     mean, std = gaussian.posterior([8.0, 9.0])
