@@ -184,8 +184,6 @@ def adapt(network: InferenceNetwork, simulator: Any, observations: Mapping[str, 
     parameters = [p for name, p in fitted.named_parameters()
                   if not name.startswith(("observation_embeddings.", "observation_mix."))]
     optimizer = torch.optim.Adam(parameters, lr=adaptation.learning_rate)
-    traces: list = []
-    log_weights = np.zeros(0)
     records, draws, states = [], [], []
     for _ in tqdm(range(adaptation.rounds), disable=not progress, desc="adapting", unit="round"):
         states.append(_state(fitted))
@@ -193,8 +191,8 @@ def adapt(network: InferenceNetwork, simulator: Any, observations: Mapping[str, 
             drawn = importance_sampling(simulator, adaptation.traces_per_round, observations,
                                         proposal=NetworkProposal(fitted, observations))
         draws.append((drawn.traces, drawn.log_weights))
-        traces.extend(drawn.traces)
-        log_weights = np.concatenate([log_weights, drawn.log_weights])
+        traces = [trace for round_traces, _ in draws for trace in round_traces]
+        log_weights = np.concatenate([round_log_weights for _, round_log_weights in draws])
         alpha = tempering_power(log_weights, adaptation.tempered_ess * adaptation.traces_per_round)
         loss = _fit(fitted, embedding, traces, log_weights, alpha, adaptation, optimizer)
         records.append({"ess": drawn.ess, "alpha": alpha, "loss": loss})
