@@ -90,8 +90,8 @@ def test_keeping_the_rounds_weighs_every_trace_against_all_copies_and_stays_exac
     assert abs(float(kept.std("mu")) - std) < 4.5 * std / math.sqrt(2 * kept.ess)
 
 
-def test_mixture_weights_of_one_draw_are_its_own():
-    network = barely_train(gaussian.model).network
+def test_mixture_weights_of_one_draw_are_its_own(barely_trained):
+    network = barely_trained
     torch.manual_seed(3)
     adapted = adapt(network, LocalSimulator(gaussian.model), OBSERVED, Adaptation(rounds=1, traces_per_round=40))
     traces, log_weights = adapted.draws[0]
