@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--round-traces", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20, help="Adam steps per round")
     parser.add_argument("--tempered-ess", type=float, default=0.1)
+    parser.add_argument("--keep-rounds", action="store_true",
+                        help="keep the rounds' traces in the adapted posterior (mixture weights)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -52,7 +54,7 @@ def main() -> None:
             plain, plain_seconds = timed(lambda: importance_sampling(
                 pool, args.traces, observation, proposal=NetworkProposal(network, observation)))
             adapted, adapted_seconds = timed(lambda: adapted_importance_sampling(
-                pool, network, args.traces, observation, adaptation))
+                pool, network, args.traces, observation, adaptation, keep_rounds=args.keep_rounds))
             print(f"\nevent {index} ({truth['channel_name']})")
             for record in adapted.adaptation["records"]:
                 print(f"  round: ESS {record['ess']:.1f}, alpha {record['alpha']:.3f}, loss {record['loss']:.1f}")
@@ -63,7 +65,8 @@ def main() -> None:
                 rows[label] = row = assess(posterior, truth, seconds, runs, posterior.ess)
                 gaps = row["nats_below_truth"]
                 cells = "; ".join(f"{name} {row['mean'][name]:.2f} +- {row['std'][name]:.2f} "
-                                  f"(truth {truth[name]:.2f})" for name in MOMENTA)
+                                  f"(truth {truth[name]:.2f}, P(below) {row['mass_below_truth'][name]:.3f})"
+                                  for name in MOMENTA)
                 print(f"  {label}: ESS {row['ess']:.1f} in {runs} runs, {seconds:.0f} s; best, median trace "
                       f"{gaps['best']:.0f}, {gaps['median']:.0f} nats below the truth; {cells}")
             print(f"  adapted / trained ESS per run: "

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -210,11 +210,18 @@ class _Chain:
                                 + gain * (acceptance_probability - TARGET_ACCEPTANCE))
 
 
-def step_chains(simulator: Any, chains: Sequence[_Chain], observations: Mapping[str, Any]) -> int:
-    """One MH step of every chain, their runs side by side (in parallel on a pool); the runs made."""
+def step_chains(simulator: Any, chains: Sequence[_Chain], observations: Mapping[str, Any],
+                prepare: Optional[Callable[[list[_Chain], list[Trace]], None]] = None) -> int:
+    """One MH step of every chain, their runs side by side (in parallel on a pool); the runs made.
+
+    ``prepare``, if given, sees the chains that ran and their candidates before any is settled
+    (to compute, for all at once, what their targets need beyond the trace).
+    """
     controllers = [chain.propose() for chain in chains]
     runnable = [i for i, controller in enumerate(controllers) if controller is not None]
     ran = simulator.run_many([controllers[i] for i in runnable], observations) if runnable else []
+    if prepare is not None and ran:
+        prepare([chains[i] for i in runnable], list(ran))
     candidates = dict(zip(runnable, ran))
     for index, chain in enumerate(chains):
         if index in candidates:

@@ -23,13 +23,19 @@ the latents trade off (a tau's momentum against its decay angles), one site at
 a time can hardly move while the joint step follows the ridge. A joint step
 whose run changes the trace's structure is rejected; structure changes are the
 single-site step's.
+
+With a ``bridge`` (``inference.ic.bridge.NetworkBridge``) the ladder starts from
+a proposal q instead of the prior: the targets are q(x) ** (1 - beta) p(x, y) ** beta,
+the particles start as q's draws, and each stage reweights by the importance
+weight p(x, y) / q(x) to the power of beta's rise. The moves are the same, on
+these targets; the evidence estimate still holds, as q is normalised.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -55,20 +61,33 @@ MIN_SHARERS_PER_DIMENSION = 2
 """A structure's covariance is estimated only from at least this many particles per dimension (and 4)."""
 
 
+class Bridge(Protocol):
+    """A normalised proposal q that starts the ladder (``inference.ic.bridge.NetworkBridge``)."""
+
+    def draw(self, simulator: Any, num_traces: int, observations: Mapping[str, Any]) -> list[Trace]:
+        """Traces drawn from q."""
+
+    def log_density_ratio(self, traces: Sequence[Trace]) -> np.ndarray:
+        """log q(x) - log p(x) per trace (over the controlled choices; the rest cancel)."""
+
+
 def _relative_ess(log_weights: np.ndarray) -> float:
     weights = np.exp(log_weights - np.max(log_weights))
     return float(weights.sum() ** 2 / np.sum(weights ** 2) / len(weights))
 
 
-def next_increment(log_likelihoods: np.ndarray, remaining: float, ess_fraction: float) -> float:
+def next_increment(log_ratios: np.ndarray, remaining: float, ess_fraction: float) -> float:
     """The rise in beta, at most ``remaining``, after which the particles reweighted by
-    likelihood ** rise keep ``ess_fraction`` of their number as effective sample size."""
-    if _relative_ess(remaining * log_likelihoods) >= ess_fraction:
+    exp(rise * log_ratios) keep ``ess_fraction`` of their number as effective sample size.
+
+    ``log_ratios`` are each particle's log of the target at beta 1 over the one at beta 0:
+    its log-likelihood, or log p(x, y) / q(x) on a ladder from a bridge q."""
+    if _relative_ess(remaining * log_ratios) >= ess_fraction:
         return remaining
     low, high = 0.0, remaining
     for _ in range(60):
         middle = 0.5 * (low + high)
-        if _relative_ess(middle * log_likelihoods) >= ess_fraction:
+        if _relative_ess(middle * log_ratios) >= ess_fraction:
             low = middle
         else:
             high = middle
@@ -209,15 +228,30 @@ class _JointStep:
 
 class _Particle(_Chain):
     """An RMH chain on the stage's tempered target whose steps come from the population;
-    it alternates single-site and joint steps, starting with a single-site one."""
+    it alternates single-site and joint steps, starting with a single-site one.
 
-    def __init__(self, trace: Trace, steps: _StepSizes, rng: np.random.Generator, temperature: float) -> None:
+    ``density_ratio`` is log q(x) - log p(x) of its trace under the ladder's bridge (0
+    without one), and ``candidate_density_ratio`` the same of the trace its step ran.
+    """
+
+    def __init__(self, trace: Trace, steps: _StepSizes, rng: np.random.Generator, temperature: float,
+                 density_ratio: float = 0.0) -> None:
         super().__init__(trace, "rmh", INITIAL_SCALE, rng, temperature)
+        self.density_ratio = density_ratio
+        self.candidate_density_ratio = 0.0
         self.step_sizes = steps
         self.adapting = True  # so that every step's acceptance reaches ``_adapt``
         self.joint_next = False
         self.joint_structure: Optional[tuple] = None
         """The structure of the last joint step ``reject`` settles."""
+
+    def _log_target(self, trace: Trace) -> float:
+        ratio = self.density_ratio if trace is self.trace else self.candidate_density_ratio
+        return super()._log_target(trace) + (1.0 - self.temperature) * ratio
+
+    def log_weight(self) -> float:
+        """log p(x, y) - log q(x) of the trace: what a stage's reweighting raises to beta's rise."""
+        return self.trace.log_likelihood - self.density_ratio
 
     def step_size(self, target: Choice) -> float:
         step = self.step_sizes.step(target.key)
@@ -251,6 +285,11 @@ class _Particle(_Chain):
         return replay
 
     def settle(self, candidate: Trace) -> None:
+        self._settle(candidate)
+        if self.trace is candidate:
+            self.density_ratio = self.candidate_density_ratio
+
+    def _settle(self, candidate: Trace) -> None:
         step = self.pending
         if not isinstance(step, _JointStep):
             super().settle(candidate)
@@ -278,11 +317,17 @@ class _Particle(_Chain):
         self.step_sizes.record_joint(self.joint_structure, 0.0)
 
 
-def _move(simulator: Any, particles: list[_Particle], observations: Mapping[str, Any], moves: int
-          ) -> tuple[float, int]:
+def _move(simulator: Any, particles: list[_Particle], observations: Mapping[str, Any], moves: int,
+          bridge: Optional[Bridge]) -> tuple[float, int]:
     """``moves`` MH steps of every particle, run side by side: the fraction accepted, and the runs made."""
+
+    def score(moved: list[_Particle], candidates: list[Trace]) -> None:
+        for particle, ratio in zip(moved, bridge.log_density_ratio(candidates)):
+            particle.candidate_density_ratio = float(ratio)
+
     accepted_before = sum(particle.accepted for particle in particles)
-    runs = sum(step_chains(simulator, particles, observations) for _ in range(moves))
+    runs = sum(step_chains(simulator, particles, observations, score if bridge is not None else None)
+               for _ in range(moves))
     accepted = sum(particle.accepted for particle in particles) - accepted_before
     return accepted / (moves * len(particles)), runs
 
@@ -296,6 +341,7 @@ def tempered_smc(
     ess_fraction: float = 0.5,
     max_stages: int = 1000,
     seed: Optional[int] = None,
+    bridge: Optional[Bridge] = None,
     progress: bool = False,
 ) -> Posterior:
     """Weighted posterior particles from sequential Monte Carlo on a tempering ladder.
@@ -310,6 +356,8 @@ def tempered_smc(
             that each stage's reweighting keeps; closer to 1 makes more, smaller stages.
         max_stages: the ladder's longest allowed length.
         seed: seeds the engine's random choices (numpy and torch).
+        bridge: a proposal to start the ladder from instead of the prior (see the module);
+            its draws count among ``simulator_runs``.
 
     The returned ``Posterior`` (engine "smc") carries ``temperatures`` (the
     ladder, from 0 to 1), ``acceptance_rates`` (per stage), ``simulator_runs``
@@ -328,21 +376,25 @@ def tempered_smc(
     rng = np.random.default_rng(seed)
     if seed is not None:
         torch.manual_seed(seed)
-    traces = simulator.prior(num_particles, observations)
+    if bridge is None:
+        traces, density_ratios = simulator.prior(num_particles, observations), np.zeros(num_particles)
+    else:
+        traces = bridge.draw(simulator, num_particles, observations)
+        density_ratios = bridge.log_density_ratio(traces)
     check_observed_names(traces, observations)
     steps = _StepSizes()
-    particles = [_Particle(trace, steps, rng, 0.0) for trace in traces]
+    particles = [_Particle(trace, steps, rng, 0.0, ratio) for trace, ratio in zip(traces, density_ratios)]
     temperature, log_evidence = 0.0, 0.0
     temperatures, acceptance_rates = [0.0], []
     simulator_runs = num_particles
     with tqdm(total=1000, disable=not progress, unit="‰ beta", desc="smc") as bar:
         while True:
-            log_likelihoods = np.array([particle.trace.log_likelihood for particle in particles])
-            if np.isnan(log_likelihoods).any() or not np.isfinite(log_likelihoods).any():
+            log_ratios = np.array([particle.log_weight() for particle in particles])
+            if np.isnan(log_ratios).any() or not np.isfinite(log_ratios).any():
                 raise ValueError("no particle has a finite likelihood of the observations "
                                  f"{list(observations)}: they are NaN or impossible under the model")
-            increment = next_increment(log_likelihoods, 1.0 - temperature, ess_fraction)
-            log_weights = increment * log_likelihoods
+            increment = next_increment(log_ratios, 1.0 - temperature, ess_fraction)
+            log_weights = increment * log_ratios
             log_evidence += _log_mean_exp(log_weights)
             temperature = 1.0 if increment == 1.0 - temperature else temperature + increment
             temperatures.append(temperature)
@@ -350,11 +402,12 @@ def tempered_smc(
             steps.measure([particle.trace for particle in particles], weights)
             if temperature < 1.0:
                 offspring = systematic_resample(weights, rng)
-                particles = [_Particle(particles[i].trace, steps, rng, temperature) for i in offspring]
+                particles = [_Particle(particles[i].trace, steps, rng, temperature, particles[i].density_ratio)
+                             for i in offspring]
             else:
                 for particle in particles:
                     particle.temperature = 1.0
-            acceptance_rate, runs = _move(simulator, particles, observations, moves)
+            acceptance_rate, runs = _move(simulator, particles, observations, moves, bridge)
             acceptance_rates.append(acceptance_rate)
             simulator_runs += runs
             steps.retune()

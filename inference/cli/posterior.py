@@ -8,6 +8,7 @@ import time
 from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator, positive_int
 from inference.ic import NetworkProposal, load_checkpoint
 from inference.ic.adapt import Adaptation, adapted_importance_sampling
+from inference.ic.bridge import network_smc
 from inference.importance import importance_sampling
 from inference.mcmc import metropolis_hastings
 from inference.smc import tempered_smc
@@ -19,16 +20,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Posterior over the simulator's latent variables given --observe values: importance "
                     "sampling with prior proposals (is) or an IC network's (ic), random-walk "
                     "Metropolis-Hastings (rmh), lightweight Metropolis-Hastings (lmh) or sequential Monte "
-                    "Carlo on a likelihood-tempering ladder with RMH moves (smc, -n particles). --out "
-                    "writes an ArviZ netCDF file.")
+                    "Carlo on a tempering ladder with RMH moves (smc, -n particles; from the prior, or "
+                    "with --network from the network's proposal). --out writes an ArviZ netCDF file.")
     add_common_arguments(parser, num_traces=1000)
     parser.add_argument("--engine", choices=("is", "ic", "rmh", "lmh", "smc"), default="is",
                         help="inference engine: is (prior proposals), ic (the --network's proposals), "
                              "rmh, lmh, smc (default is)")
-    parser.add_argument("--network", metavar="CKPT", help="IC network checkpoint for --engine ic")
+    parser.add_argument("--network", metavar="CKPT",
+                        help="IC network checkpoint: the proposal of --engine ic, and for --engine smc the "
+                             "ladder's start (q ** (1 - beta) p(x, y) ** beta instead of the prior's)")
     parser.add_argument("--adapt-rounds", type=int, default=0, metavar="R",
-                        help="IC: first fit a copy of the network to these observations in R rounds of "
-                             "importance sampling and Adam steps (default 0: the network as trained)")
+                        help="IC, SMC with --network: first fit a copy of the network to these observations "
+                             "in R rounds of importance sampling and Adam steps (default 0: the network as "
+                             "trained)")
     parser.add_argument("--adapt-traces", type=positive_int,
                         help=f"IC: simulator runs per adaptation round (default {Adaptation.traces_per_round})")
     parser.add_argument("--adapt-steps", type=positive_int,
@@ -69,15 +73,19 @@ def run(args: argparse.Namespace) -> int:
     if args.adapt_rounds < 0:
         raise ValueError(f"--adapt-rounds must be 0 or more, got {args.adapt_rounds}")
     adaptation = _adaptation(args)
-    proposal = None
-    if args.engine == "ic":
-        if not args.network:
-            raise ValueError("--engine ic needs --network CKPT (train one with `ppx train`)")
+    proposal = network = None
+    if args.engine == "ic" and not args.network:
+        raise ValueError("--engine ic needs --network CKPT (train one with `ppx train`)")
+    if args.engine in ("ic", "smc") and args.network:
         network, _ = load_checkpoint(args.network)
         proposal = NetworkProposal(network, observations)
-    elif args.network or args.adapt_rounds:
-        given = "--network" if args.network else "--adapt-rounds"
-        raise ValueError(f"{given} is only used by --engine ic, not --engine {args.engine}")
+    elif args.network:
+        raise ValueError(f"--network is only used by --engine ic or smc, not --engine {args.engine}")
+    if args.adapt_rounds and network is None:
+        raise ValueError("--adapt-rounds needs --network CKPT, with --engine ic or smc"
+                         + ("" if args.engine == "smc" else f", not --engine {args.engine}"))
+    if args.adapt_keep_rounds and args.engine != "ic":
+        raise ValueError(f"--adapt-keep-rounds is only used by --engine ic, not --engine {args.engine}")
     started = time.perf_counter()
     with open_simulator(args) as simulator:
         if args.engine in ("is", "ic"):
@@ -91,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 posterior = importance_sampling(simulator, args.num_traces, observations, proposal=proposal,
                                                 batch_size=args.batch_size, progress=not args.quiet)
+        elif args.engine == "smc" and network is not None:
+            posterior = network_smc(simulator, network, args.num_traces, observations, adaptation,
+                                    moves=args.moves, seed=args.seed, progress=not args.quiet)
         elif args.engine == "smc":
             posterior = tempered_smc(simulator, args.num_traces, observations, moves=args.moves, seed=args.seed,
                                      progress=not args.quiet)

@@ -88,8 +88,9 @@ SCORING_BATCH = 128
 
 
 @contextlib.contextmanager
-def _quiet_weight_warnings() -> Iterator[None]:
-    """Silence the k-hat warning of the rounds' posteriors: uneven weights are what adaptation is for."""
+def quiet_weight_warnings() -> Iterator[None]:
+    """Silence the k-hat warning of posteriors whose weights are not used as such (adaptation's
+    rounds, where uneven weights are what it is for; a tempering ladder's first rung)."""
     logger = logging.getLogger("inference.posterior")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -187,7 +188,7 @@ def adapt(network: InferenceNetwork, simulator: Any, observations: Mapping[str, 
     records, draws, states = [], [], []
     for _ in tqdm(range(adaptation.rounds), disable=not progress, desc="adapting", unit="round"):
         states.append(_state(fitted))
-        with _quiet_weight_warnings():
+        with quiet_weight_warnings():
             drawn = importance_sampling(simulator, adaptation.traces_per_round, observations,
                                         proposal=NetworkProposal(fitted, observations))
         draws.append((drawn.traces, drawn.log_weights))

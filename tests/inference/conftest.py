@@ -1,4 +1,4 @@
-"""Fixtures that start real simulator processes on real sockets."""
+"""Fixtures that start real simulator processes on real sockets, and a barely trained IC network."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import sys
 from typing import Callable, Iterator
 
 import pytest
+
+from inference.ic import load_checkpoint
+from simulators import gaussian
+from tests.inference.networks import barely_train
 
 
 def free_tcp_address() -> str:
@@ -36,3 +40,16 @@ def start_simulator(tmp_path) -> Iterator[Callable[..., str]]:
         process.kill()
         process.wait()
 
+
+
+@pytest.fixture(scope="module")
+def barely_trained_checkpoint(tmp_path_factory):
+    """A checkpoint of ``barely_train(gaussian.model)``."""
+    checkpoint = tmp_path_factory.mktemp("barely-trained") / "gaussian.ckpt"
+    barely_train(gaussian.model, str(checkpoint))
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def barely_trained(barely_trained_checkpoint):
+    return load_checkpoint(barely_trained_checkpoint)[0]

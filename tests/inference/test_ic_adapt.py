@@ -18,40 +18,16 @@ import numpy as np
 import pytest
 import torch
 
-from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig, load_checkpoint
+from inference.ic import NetworkProposal
 from inference.ic.adapt import (Adaptation, adapt, adapted_importance_sampling, kish_ess,
                                  mixture_log_weights, tempering_power)
 from inference.importance import importance_sampling
 from inference.local import LocalSimulator
 from inference.trace import RECORD_SAMPLE
 from simulators import branching, gaussian
+from tests.inference.networks import barely_train
 
 OBSERVED = {"obs0": 8.0, "obs1": 9.0}
-
-
-def barely_train(model, checkpoint=None) -> Trainer:
-    """A small network after ten steps: its proposals are far wider than a tail posterior."""
-    torch.manual_seed(0)
-    source = OnlineSource(LocalSimulator(model), batch_size=64)
-    try:
-        trainer = Trainer(source, NetworkConfig(lstm_dim=32, observation_dim=32, components=3),
-                          TrainingConfig(validate_every=10_000, validation_size=64), checkpoint=checkpoint)
-        trainer.train(640, progress_bar=False)
-    finally:
-        source.close()
-    return trainer
-
-
-@pytest.fixture(scope="module")
-def barely_trained_checkpoint(tmp_path_factory):
-    checkpoint = tmp_path_factory.mktemp("adapt") / "gaussian.ckpt"
-    barely_train(gaussian.model, str(checkpoint))
-    return checkpoint
-
-
-@pytest.fixture(scope="module")
-def barely_trained(barely_trained_checkpoint):
-    return load_checkpoint(barely_trained_checkpoint)[0]
 
 
 def test_adapted_proposals_reach_the_exact_posterior_with_most_traces_effective(barely_trained):
