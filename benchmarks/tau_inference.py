@@ -12,7 +12,8 @@ started from the most probable of 100 prior traces, and as many started from IC'
 most probable traces, the adapted copy's when there is one (the tau posterior has separate
 modes close in density, so chains from one start find one mode). On the first ``--smc-events`` events tempered SMC
 runs twice, from different seeds: the reference that mixes, and a second run that shows
-how far the reference agrees with itself. It prints:
+how far the reference agrees with itself. Its ladder starts from the trained network's
+proposal (``inference.ic.bridge``; ``--smc-start prior`` for the prior). It prints:
 
 * how often the true decay channel is the posterior mode;
 * how often the central 68% and 95% credible intervals of px, py and pz hold the
@@ -59,6 +60,7 @@ from benchmarks._processes import machine
 from inference import plots
 from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig
 from inference.ic.adapt import Adaptation, adapted_importance_sampling
+from inference.ic.bridge import NetworkBridge
 from inference.ic.checkpoint import load_checkpoint
 from inference.importance import importance_sampling
 from inference.mcmc import metropolis_hastings
@@ -201,6 +203,8 @@ def main() -> None:
     parser.add_argument("--smc-events", type=int, default=3, help="events with two SMC reference runs")
     parser.add_argument("--smc-particles", type=int, default=128)
     parser.add_argument("--smc-moves", type=int, default=20, help="RMH steps per particle and stage")
+    parser.add_argument("--smc-start", choices=("network", "prior"), default="network",
+                        help="where SMC's ladder starts: the trained network's proposal (default) or the prior")
     parser.add_argument("--image-source", choices=tau_decay.IMAGE_SOURCES, default="likelihood",
                         help="what the simulators' images are made of (default likelihood: events that follow the "
                              "model, so that coverage measures the engines; showers: the stage's real showers)")
@@ -266,8 +270,10 @@ def main() -> None:
                     line += f"; {engine} ESS(px) {ess:.1f}, R-hat(px) {results[engine][-1]['r_hat']['px']:.2f}"
             if index < args.smc_events:
                 for run, engine in enumerate(SMC_ENGINES):
+                    bridge = NetworkBridge(network, observation) if args.smc_start == "network" else None
                     smc, smc_seconds = timed(lambda: tempered_smc(
-                        pool, args.smc_particles, observation, moves=args.smc_moves, seed=2 * index + run))
+                        pool, args.smc_particles, observation, moves=args.smc_moves, seed=2 * index + run,
+                        bridge=bridge))
                     results[engine].append(dict(assess(smc, truth, smc_seconds, smc.simulator_runs, smc.ess),
                                                 event=index, stages=len(smc.acceptance_rates)))
                     line += (f"; {engine}: {len(smc.acceptance_rates)} stages, {smc.simulator_runs} runs, "

@@ -1,0 +1,70 @@
+"""Tempered SMC on held-out tau events, its ladder started from the prior and from the IC network.
+
+On chosen held-out events of ``benchmarks.tau_inference`` (same seeds), tempered
+SMC runs with the same particles and moves twice per start: from the prior
+(targets p(x) p(y | x) ** beta) and from the trained network's proposal q
+(q(x) ** (1 - beta) p(x, y) ** beta, ``inference.ic.bridge``). For each run it
+prints the stages, simulator runs and seconds, the momentum posteriors against
+the truth (with the posterior probability below it), and per event the ratio of
+the runs the prior's ladder took to the network's. Two runs of one start that
+disagree show the moves have not mixed the particles across the posterior.
+
+    python -m benchmarks.tau_smc_start --network tau.ckpt --events 2,5 --particles 200 --moves 10
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from benchmarks._processes import machine
+from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, assess, timed, true_log_joint
+from inference.ic.bridge import NetworkBridge
+from inference.ic.checkpoint import load_checkpoint
+from inference.pool import SimulatorPool
+from inference.smc import tempered_smc
+from simulators import tau_decay
+
+SEEDS = (0, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", required=True, help="IC checkpoint trained on likelihood-image tau traces")
+    parser.add_argument("--events", default="2,5", help="comma-separated held-out event indices")
+    parser.add_argument("--particles", type=int, default=200)
+    parser.add_argument("--moves", type=int, default=10, help="RMH steps per particle and stage")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"machine: {machine()}; {args.particles} particles, {args.moves} moves per stage")
+    network, _ = load_checkpoint(args.network)
+    with SimulatorPool("python -m simulators.tau_decay --image-source likelihood", workers=args.workers,
+                       timeout=120) as pool:
+        for index in (int(event) for event in args.events.split(",")):
+            truth, observation = tau_decay.generate_event(FIRST_EVENT_SEED + index, image_source="likelihood")
+            truth["log_joint"] = true_log_joint(FIRST_EVENT_SEED + index, truth, "likelihood")
+            print(f"\nevent {index} ({truth['channel_name']}): truth "
+                  + ", ".join(f"{name} {truth[name]:.2f}" for name in MOMENTA))
+            runs = {}
+            for start in ("prior", "network"):
+                for seed in SEEDS:
+                    bridge = NetworkBridge(network, observation) if start == "network" else None
+                    smc, seconds = timed(lambda: tempered_smc(pool, args.particles, observation, moves=args.moves,
+                                                              seed=seed, bridge=bridge))
+                    runs.setdefault(start, []).append(smc.simulator_runs)
+                    row = assess(smc, truth, seconds, smc.simulator_runs, smc.ess)
+                    cells = "; ".join(f"{name} {row['mean'][name]:.2f} +- {row['std'][name]:.2f} "
+                                      f"(P below truth {row['mass_below_truth'][name]:.3f})" for name in MOMENTA)
+                    print(f"  from the {start}, seed {seed}: {len(smc.acceptance_rates)} stages, "
+                          f"{smc.simulator_runs} runs, {seconds:.0f} s; P(true channel) "
+                          f"{row['probability_of_true_channel']:.2f}; best, median trace "
+                          f"{row['nats_below_truth']['best']:.0f}, {row['nats_below_truth']['median']:.0f} nats "
+                          f"below the truth; {cells}", flush=True)
+            print(f"  runs, prior's ladder / network's: {np.mean(runs['prior']) / np.mean(runs['network']):.2f}")
+
+
+if __name__ == "__main__":
+    main()
