@@ -1,7 +1,7 @@
 """How narrow a tau posterior is: the likelihood's width in each latent at the truth, against its prior's.
 
 For each of a few prior events, the event's own trace is replayed with one latent
-moved at a time (px, py, pz and the first response factors), every other choice
+moved at a time (px, py, pz and the first deposited energies), every other choice
 kept, and the log-likelihood of the event's calorimeter image and MET is fitted
 by a parabola around the truth. It prints, per latent, the likelihood's width
 there (one standard deviation, all other latents held at the truth), the prior's
@@ -29,9 +29,9 @@ from simulators import tau_decay
 
 SCAN_POINTS = 11
 MOMENTUM_SCAN = {"px": 0.5, "py": 0.02, "pz": 0.02}
-"""Half-range of each scan (GeV); response factors are scanned over +-0.05."""
-RESPONSE_SCAN = 0.05
-RESPONSES_PER_EVENT = 2
+"""Half-range of each scan (GeV); deposits are scanned over +-5% of their value."""
+DEPOSIT_SCAN = 0.05
+DEPOSITS_PER_EVENT = 2
 
 
 def scan(simulator: LocalSimulator, previous: dict, observations: dict, key: str, at_truth: float,
@@ -65,9 +65,9 @@ def main() -> None:
         previous = {key: choice.value for key, choice in controlled.items()}
         at_truth = simulator.run(Replay(previous, "", None), observations).log_likelihood
         channel = tau_decay.CHANNELS[int(truth.named("channel").value)].name
-        responses = [key for key in previous if "_response__" in key][:RESPONSES_PER_EVENT]
-        for key in [f"{name}__Uniform__0" for name in MOMENTUM_SCAN] + responses:
-            half_range = MOMENTUM_SCAN.get(key.split("__")[0], RESPONSE_SCAN)
+        deposits = [key for key in previous if "_deposit__" in key][:DEPOSITS_PER_EVENT]
+        for key in [f"{name}__Uniform__0" for name in MOMENTUM_SCAN] + deposits:
+            half_range = MOMENTUM_SCAN.get(key.split("__")[0], DEPOSIT_SCAN * float(previous[key]))
             width, peak, gain = scan(simulator, previous, observations, key, at_truth, half_range)
             std = float(controlled[key].distribution.stddev)
             print(f"{event:>5} {channel:<12} {controlled[key].name:<24} {width:8.4f} {std:9.3f} {std / width:7.0f} "

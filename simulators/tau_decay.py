@@ -13,8 +13,8 @@ momentum. The model, site by site (addresses as the engine sees them):
     each particle's lab four-momentum (E, px, py, pz), tagged        "LABEL/LABEL_momentum", e.g.
         (labels in simulators.tau.channels; photons LABEL_gamma_i)   "pi0_gamma_1/pi0_gamma_1_momentum"
     the visible products' summed four-momentum, tagged               "visible_momentum"
-    per showering particle, its response factor, log-normal of mean  "LABEL/LABEL_response", e.g.
-        1 (its visible total relative to the average shower)         "pi_minus/pi_minus_response"
+    per showering particle, its deposited energy (GeV), log-normal   "LABEL/LABEL_deposit", e.g.
+        about the average shower's visible total                     "pi_minus/pi_minus_deposit"
     detector_seed ~ Uniform(0, 2^32), control=False                  "detector_seed"
     calorimeter ~ Normal(expected, sigma), shape (35, 35, 20)        "calorimeter", observed
     met ~ Normal(neutrinos' (px, py), sigma_met), shape (2,)         "met", observed
@@ -27,11 +27,11 @@ samples, median 17). The model returns the channel index.
 
 The calorimeter likelihood (``simulators.tau.observation``) is centred on the
 average response to each particle, measured once on the shower stage itself
-(``simulators.tau.response``) and scaled by the particle's response factor;
+(``simulators.tau.response``) and scaled to the particle's deposit;
 its per-voxel variance covers the showers' shape fluctuations and electronic
 noise. The image the simulator reports, which prior traces and generated events
 carry, is made of real stochastic showers from the stage, each rescaled to its
-response factor. ``sigma_met`` is 1 GeV and 0.5 sqrt(sum E_T / GeV) of the
+deposit. ``sigma_met`` is 1 GeV and 0.5 sqrt(sum E_T / GeV) of the
 visible products in quadrature.
 
 The shower stage is the expensive part. It is called through a hook,

@@ -14,9 +14,10 @@ from inference.ic.config import NetworkConfig
 from inference.ic.network import Address, InferenceNetwork
 
 FORMAT = "ppx-ic-network"
-VERSION = 2
+VERSION = 3
 """2: Uniform and Beta heads read out mean and concentration, not alpha and beta, and value
-embeddings read values relative to their prior."""
+embeddings read values relative to their prior. 3: log-normal heads learn how far to follow
+their prior's centre (``centre_weight``)."""
 
 
 def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,

@@ -1,15 +1,21 @@
 """What the calorimeter reports for a tau decay, and the likelihood the engine weighs it with.
 
-Per visible particle the image is its average response, scaled by the
-particle's own response factor ``LABEL_response`` (a controlled latent: the
-shower's visible total relative to the average, log-normal with the spread the
-stage's own showers have), plus shape fluctuations. The likelihood is
+Per visible particle the image is its average response, scaled to the
+particle's own deposited energy ``LABEL_deposit`` (a controlled latent, in GeV:
+the shower's visible total, log-normal about the average shower's with the spread
+the stage's own showers have), plus shape fluctuations. The deposit is the
+latent rather than its ratio to the average (the response factor, which has
+the same log-normal law about 1), because it is what the image measures: a
+charged pion's deposit varies by 75% from shower to shower while the image
+fixes it to about a per cent, so as a ratio its posterior would be a thin curved
+ridge against the pion's energy, deposit / energy, that a proposal has to hit in
+both at once; as the deposit itself it is a narrow peak the image alone places. The likelihood is
 independent Normal per voxel around the sum of the scaled averages, with
 variance, per particle contribution m, ``a m + (c m)^2`` (``a`` the stochastic
 and ``c`` the shape term of its kind, measured on the stage's showers around
 their scaled average) plus electronic noise. The reported image, which is what
 prior traces and generated events carry, is a real stochastic shower from the
-stage, rescaled to the drawn response factor, plus noise: the shower stage is
+stage, rescaled to the drawn deposit, plus noise: the shower stage is
 run for every particle, and is what a surrogate replaces.
 
 That likelihood treats the showers' shape fluctuations as independent per voxel,
@@ -66,17 +72,19 @@ def _float64(value) -> torch.Tensor:
     return torch.as_tensor(value, dtype=torch.float64)
 
 
-def _response_factor(label: str, spread: float) -> float:
-    """The particle's visible total relative to the average: log-normal of mean 1."""
+def _response_factor(label: str, average_deposit: float, spread: float) -> float:
+    """The particle's visible total relative to the average, from its deposit (GeV), which is
+    log-normal with mean ``average_deposit`` and relative spread ``spread``."""
     sigma = math.sqrt(math.log1p(spread ** 2))
+    location = math.log(average_deposit) - sigma ** 2 / 2
     with ppx.scope(label):
-        factor = ppx.sample(dist.LogNormal(_float64(-sigma ** 2 / 2), _float64(sigma)), name=f"{label}_response")
-    return float(factor)
+        deposit = ppx.sample(dist.LogNormal(_float64(location), _float64(sigma)), name=f"{label}_deposit")
+    return float(deposit) / average_deposit
 
 
 def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage, image_source: str = "showers"
                         ) -> None:
-    """Sample each showering particle's response factor, simulate the image, observe "calorimeter".
+    """Sample each showering particle's deposit, simulate the image, observe "calorimeter".
 
     ``image_source`` (one of ``IMAGE_SOURCES``) says what the reported image is made of.
     """
@@ -100,7 +108,9 @@ def observe_calorimeter(particles: Sequence[Particle], shower_stage: ShowerStage
         else:
             kind, energy = particle.species.shower_kind, float(particle.momentum[0])
             average = mean_response(shower_stage)(kind, energy)
-            factor = _response_factor(particle.label, average.spread)
+            # A stage whose showers deposit nothing (a test's) still gets a deposit site, of a tiny scale.
+            average_deposit = max(sum(float(np.sum(layer)) for layer in average.layers), 1e-12)
+            factor = _response_factor(particle.label, average_deposit, average.spread)
             mean = factor * detector.place_shower(average.layers, eta, phi, kind, energy)
             if from_showers:
                 shower = detector.place_shower(detector.staged_shower(kind, energy, shower_stage, rng), eta, phi,

@@ -199,9 +199,9 @@ def test_noise_choices_are_control_false_and_everything_else_is_controlled():
     samples = [record for record in records if record.kind == RECORD_SAMPLE]
     assert {record.name for record in samples if not record.control} == set(NOISE_SITES)
     assert sum(not record.control for record in samples) == len(NOISE_SITES)
-    responses = {record.address for record in samples if record.name.endswith("_response")}
-    assert responses == {"pi_minus/pi_minus_response", "pi0_gamma_0/pi0_gamma_0_response",
-                         "pi0_gamma_1/pi0_gamma_1_response"}
+    deposits = {record.address for record in samples if record.name.endswith("_deposit")}
+    assert deposits == {"pi_minus/pi_minus_deposit", "pi0_gamma_0/pi0_gamma_0_deposit",
+                        "pi0_gamma_1/pi0_gamma_1_deposit"}
 
 
 def test_the_shower_stage_hook_is_used_for_every_showering_particle():
@@ -318,7 +318,7 @@ def test_a_pion_with_a_large_response_factor_keeps_the_variance_above_the_noise(
     from simulators.tau import observation
     from simulators.tau.particles import CHARGED_PION
 
-    monkeypatch.setattr(observation, "_response_factor", lambda label, spread: 350.0)
+    monkeypatch.setattr(observation, "_response_factor", lambda label, average_deposit, spread: 350.0)
     energy, eta, phi = 6.3, 0.14, -0.023
     transverse = energy / math.cosh(eta)
     pion = Particle("pi_plus", CHARGED_PION, np.array([energy, transverse * math.cos(phi),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pyro.distributions as dist
 import torch
+from torch import nn
 
 from inference.ic.proposals.base import ProposalHead, positive
 
@@ -26,13 +27,22 @@ class _LogNormalMixture(dist.TorchDistribution):
 
 
 class LogNormalMixtureHead(ProposalHead):
+    """Components at ``centre_weight`` x log(prior mean) + a read-out shift.
+
+    ``centre_weight`` starts at 1 (proposals relative to the prior) and is learnt per
+    element: where the posterior does not move with the prior's location, as a
+    calorimeter deposit the image measures whatever energy its prior is centred on,
+    the head learns to drop the centre rather than to infer it from earlier values.
+    """
+
     outputs_per_element = 3
 
     def __init__(self, hidden_dim: int, numel: int, components: int, prior_mean) -> None:
         super().__init__(hidden_dim, numel, components)
         self.prior_mean = prior_mean
+        self.centre_weight = nn.Parameter(torch.ones(numel, 1))
 
     def forward(self, hidden, prior_params):
         logits, shift, spread = self._outputs(hidden)
         centre = torch.log(self.prior_mean(prior_params).clamp_min(1e-30)).unsqueeze(-1)
-        return _LogNormalMixture(logits, centre + shift, positive(spread))
+        return _LogNormalMixture(logits, self.centre_weight.double() * centre + shift, positive(spread))
