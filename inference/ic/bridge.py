@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from inference.ic.adapt import Adaptation, adapt, quiet_weight_warnings
+from inference.ic.adapt import SCORING_BATCH, Adaptation, adapt, quiet_weight_warnings
 from inference.ic.network import InferenceNetwork, controlled_samples
 from inference.ic.proposal import NetworkProposal
 from inference.importance import importance_sampling
@@ -29,10 +29,6 @@ from inference.observations import as_observations
 from inference.posterior import Posterior
 from inference.smc import tempered_smc
 from inference.trace import Trace
-
-SCORING_BATCH = 128
-"""Traces per network pass when scoring."""
-
 
 class NetworkBridge:
     """The network conditioned on one event, as a tempering ladder's start."""
