@@ -14,10 +14,11 @@ from inference.ic.config import NetworkConfig
 from inference.ic.network import Address, InferenceNetwork
 
 FORMAT = "ppx-ic-network"
-VERSION = 3
+VERSION = 4
 """2: Uniform and Beta heads read out mean and concentration, not alpha and beta, and value
 embeddings read values relative to their prior. 3: log-normal heads learn how far to follow
-their prior's centre (``centre_weight``)."""
+their prior's centre (``centre_weight``). 4: that weight is stored as ``centre_drop``, which
+moves it ten times faster."""
 
 
 def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,
