@@ -1,9 +1,9 @@
 """The flagship workflow end to end: inference over a tau decay seen in a 3D calorimeter.
 
 A pool of tau-decay simulators generates training data for a brief IC training
-run; a ground-truth event is generated; IC importance sampling and a prior-IS
-baseline infer its latents; summaries, plots, the network and the ArviZ file go
-to an output folder.
+run (or a network trained at length with ``ppx train`` is loaded); a ground-truth
+event is generated; IC importance sampling and a prior-IS baseline infer its
+latents; summaries, plots, the network and the ArviZ file go to an output folder.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from inference import plots
 from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig
+from inference.ic.checkpoint import load_checkpoint
+from inference.ic.network import InferenceNetwork
 from inference.importance import importance_sampling
 from inference.pool import SimulatorPool
 from inference.posterior import Posterior
@@ -41,6 +43,11 @@ class DemoConfig:
         seed: seeds the ground-truth event and the engine.
         batch_size: training batch size.
         lstm_dim: IC network LSTM size.
+        network: a trained IC checkpoint to use instead of training one (``train_traces``,
+            ``batch_size`` and ``lstm_dim`` are then not used).
+        image_source: ``showers`` or ``likelihood``, passed to the simulators as
+            ``--image-source`` and used for the ground-truth event; a network trained on
+            likelihood images (README's longer run) is meant for ``likelihood``.
     """
 
     out: str = "demo-output"
@@ -51,11 +58,24 @@ class DemoConfig:
     seed: int = 1
     batch_size: int = 32
     lstm_dim: int = 64
+    network: Optional[str] = None
+    image_source: str = "showers"
 
     def __post_init__(self) -> None:
+        from simulators.tau_decay import IMAGE_SOURCES
+
         for name in ("workers", "train_traces", "traces", "batch_size", "lstm_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"demo {name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.image_source not in IMAGE_SOURCES:
+            raise ValueError(f"demo image-source must be one of {', '.join(IMAGE_SOURCES)}, "
+                             f"got {self.image_source!r}")
+
+    @property
+    def simulator_command(self) -> str:
+        if self.image_source == "showers":
+            return self.simulator
+        return f"{self.simulator} --image-source {self.image_source}"
 
 
 def _engine_row(posterior: Posterior, truth: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +113,30 @@ def _predicted_image(posterior: Posterior) -> np.ndarray:
     return np.tensordot(posterior.weights(), images, axes=1)
 
 
+def _train(pool: SimulatorPool, config: DemoConfig, progress: bool) -> tuple[InferenceNetwork, dict]:
+    """A briefly trained network, written to ``out/network.ckpt``, and its training progress."""
+    source = OnlineSource(pool, config.batch_size)
+    try:
+        trainer = Trainer(source, NetworkConfig(lstm_dim=config.lstm_dim),
+                          TrainingConfig(batch_size=config.batch_size,
+                                         validation_size=min(128, config.train_traces),
+                                         validate_every=max(config.batch_size, config.train_traces // 10)),
+                          checkpoint=str(Path(config.out) / "network.ckpt"))
+        training = trainer.train(config.train_traces, progress_bar=progress)
+        return trainer.network, training
+    finally:
+        source.close()
+
+
+def _load(path: str) -> tuple[InferenceNetwork, dict]:
+    network, content = load_checkpoint(path)
+    training = content.get("progress") or {}
+    if not training.get("validation"):
+        raise ValueError(f"demo network {path} has no training history to plot; "
+                         "pass a checkpoint written by ppx train")
+    return network, training
+
+
 def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     """Run the whole workflow and return its summary (also written to ``out/summary.json``)."""
     from simulators import tau_decay
@@ -100,23 +144,15 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    truth, observation = tau_decay.generate_event(config.seed)
+    truth, observation = tau_decay.generate_event(config.seed, image_source=config.image_source)
     import torch
     torch.manual_seed(config.seed)
-    with SimulatorPool(config.simulator, workers=config.workers, timeout=120) as pool:
-        source = OnlineSource(pool, config.batch_size)
-        try:
-            trainer = Trainer(source, NetworkConfig(lstm_dim=config.lstm_dim),
-                              TrainingConfig(batch_size=config.batch_size,
-                                             validation_size=min(128, config.train_traces),
-                                             validate_every=max(config.batch_size, config.train_traces // 10)),
-                              checkpoint=str(out / "network.ckpt"))
-            training = trainer.train(config.train_traces, progress_bar=progress)
-        finally:
-            source.close()
+    loaded = _load(config.network) if config.network else None
+    with SimulatorPool(config.simulator_command, workers=config.workers, timeout=120) as pool:
+        network, training = loaded or _train(pool, config, progress)
         trained = time.perf_counter()
         ic = importance_sampling(pool, config.traces, observation,
-                                 proposal=NetworkProposal(trainer.network, observation), progress=progress)
+                                 proposal=NetworkProposal(network, observation), progress=progress)
         prior = importance_sampling(pool, config.traces, observation, progress=progress)
     inferred = time.perf_counter()
 
@@ -135,11 +171,13 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
         "config": asdict(config),
         "truth": {name: truth[name] for name in LATENTS} | {"channel_name": truth["channel_name"]},
         "engines": {name: _engine_row(posterior, truth) for name, posterior in posteriors.items()},
-        "training": {"traces": training["traces"], "seconds": trained - started,
-                     "validation_loss": training["validation"][-1][1]},
+        "training": {"traces": training["traces"], "validation_loss": training["validation"][-1][1],
+                     "seconds": training["seconds"] if loaded else trained - started,
+                     "network": config.network or str(out / "network.ckpt")},
         "seconds": {"training": trained - started, "inference": inferred - trained,
                     "total": time.perf_counter() - started},
-        "files": [str(path) for path in figures] + [str(out / "posterior.nc"), str(out / "network.ckpt")],
+        "files": [str(path) for path in figures] + [str(out / "posterior.nc")]
+                 + ([] if loaded else [str(out / "network.ckpt")]),
     }
     summary["table"] = _table(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))

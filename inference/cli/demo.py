@@ -24,6 +24,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"training batch size (default {defaults.batch_size})")
     parser.add_argument("--lstm-dim", type=int, default=defaults.lstm_dim,
                         help=f"IC network LSTM size (default {defaults.lstm_dim})")
+    parser.add_argument("--network", metavar="CKPT", default=None,
+                        help="use this trained IC checkpoint (from ppx train) instead of training one")
+    parser.add_argument("--image-source", choices=("showers", "likelihood"), default=defaults.image_source,
+                        help="images from the shower stage or drawn from the calorimeter likelihood; passed "
+                             "to the simulators and used for the true event (default showers; a network "
+                             "trained as in README's longer run wants likelihood)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("ppx demo generates its own ground-truth event; --observe is not used")
     config = DemoConfig(out=args.out, simulator=args.simulator, workers=args.workers,
                         train_traces=args.train_traces, traces=args.num_traces, seed=args.seed,
-                        batch_size=args.batch_size, lstm_dim=args.lstm_dim)
+                        batch_size=args.batch_size, lstm_dim=args.lstm_dim, network=args.network,
+                        image_source=args.image_source)
     summary = run_demo(config, progress=not args.quiet)
     table = summary.pop("table")
     emit(args, summary, f"{table}\noutputs in {args.out}/: " + ", ".join(

@@ -7,16 +7,25 @@ import subprocess
 import sys
 
 import arviz
+import pytest
 import torch
 
 
-def test_demo_runs_end_to_end_and_writes_its_outputs(tmp_path):
-    out = tmp_path / "demo"
-    run = subprocess.run([sys.executable, "-m", "inference", "demo", "--train-traces", "64", "-n", "12",
-                          "--batch-size", "16", "--lstm-dim", "16", "--out", str(out), "--json", "--quiet"],
-                         capture_output=True, text=True, timeout=600)
+def demo(*arguments):
+    return subprocess.run([sys.executable, "-m", "inference", "demo", *arguments, "--json", "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def demo_output(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    run = demo("--train-traces", "64", "-n", "12", "--batch-size", "16", "--lstm-dim", "16", "--out", str(out))
     assert run.returncode == 0, run.stderr
-    summary = json.loads(run.stdout)
+    return out, json.loads(run.stdout)
+
+
+def test_demo_runs_end_to_end_and_writes_its_outputs(demo_output):
+    out, summary = demo_output
     assert set(summary["engines"]) == {"IC", "prior IS"}
     for engine in summary["engines"].values():
         assert set(engine["latents"]) == {"px", "py", "pz", "channel"}
@@ -28,3 +37,23 @@ def test_demo_runs_end_to_end_and_writes_its_outputs(tmp_path):
     checkpoint = torch.load(out / "network.ckpt", weights_only=True)
     assert len(checkpoint["addresses"]) >= 4
     assert json.loads((out / "summary.json").read_text())["truth"]["channel_name"]
+
+
+def test_demo_reuses_a_trained_network_on_likelihood_images(demo_output, tmp_path):
+    trained, first = demo_output
+    out = tmp_path / "again"
+    run = demo("--network", str(trained / "network.ckpt"), "--image-source", "likelihood", "-n", "12",
+               "--seed", "3", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["training"]["traces"] == first["training"]["traces"]
+    assert summary["training"]["network"] == str(trained / "network.ckpt")
+    assert not (out / "network.ckpt").exists()
+    assert (out / "loss.png").stat().st_size > 10_000
+    assert summary["config"]["image_source"] == "likelihood"
+
+
+def test_demo_names_a_missing_network(tmp_path):
+    run = demo("--network", str(tmp_path / "absent.ckpt"), "--out", str(tmp_path / "out"))
+    assert run.returncode != 0
+    assert "absent.ckpt does not exist" in run.stderr

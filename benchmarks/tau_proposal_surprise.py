@@ -1,0 +1,103 @@
+"""Where the IC network's tau proposals miss the truth, site group by site group.
+
+For each held-out event of ``benchmarks.tau_inference`` (same seeds) the true trace
+is scored under the trained network conditioned on the event's observations, and
+so are ``--draws`` traces the network itself proposes. Per group of sites (the tau
+momentum, the channel, the decay angles, the resonance masses with their rejection
+loops, the calorimeter deposits) it prints -log q of the truth, the same averaged
+over the network's own draws (the proposal's entropy there), and their difference:
+the *surprise*. A proposal that holds the truth within its spread has a surprise of
+a few nats at most; tens of nats in one group say the network is sure of the wrong
+values there, and that group is where the importance weights collapse.
+
+    python -m benchmarks.tau_proposal_surprise --network tau.ckpt --events 8 --draws 200
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from benchmarks._processes import machine
+from benchmarks.tau_inference import FIRST_EVENT_SEED
+from inference.ic import NetworkProposal
+from inference.ic.adapt import quiet_weight_warnings
+from inference.ic.checkpoint import load_checkpoint
+from inference.importance import importance_sampling
+from inference.pool import SimulatorPool
+from inference.trace import Trace
+from ppx.simulator import record_prior_trace
+from simulators import tau_decay
+
+GROUPS = ("momentum", "channel", "angles", "masses", "deposits")
+
+
+def site_group(key: str) -> str:
+    name = key.split("__")[0].rsplit("/", 1)[-1]
+    if name in ("px", "py", "pz"):
+        return "momentum"
+    if name == "channel":
+        return "channel"
+    if name.endswith("_deposit"):
+        return "deposits"
+    if name.endswith(("_cos_theta", "_phi", "_psi")):
+        return "angles"
+    return "masses"
+
+
+def grouped_surprisal(network, traces: list[Trace], embedding: torch.Tensor) -> np.ndarray:
+    """(traces, groups): each trace's -log q summed over its sites in each group."""
+    rows = np.zeros((len(traces), len(GROUPS)))
+    with torch.no_grad():
+        for row, trace in enumerate(traces):
+            per_address: dict[str, float] = {}
+            network.log_q([trace], embedding, per_address=per_address)
+            for key, surprisal in per_address.items():
+                rows[row, GROUPS.index(site_group(key))] += surprisal
+    return rows
+
+
+def true_trace(seed: int) -> Trace:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        records, result = record_prior_trace(tau_decay.make_model(image_source="likelihood"))
+    return Trace.from_records(records, result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", required=True, help="IC checkpoint trained on likelihood-image tau traces")
+    parser.add_argument("--events", type=int, default=8, help="held-out events")
+    parser.add_argument("--draws", type=int, default=200, help="network draws per event")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    print(machine())
+    torch.set_num_threads(1)
+    network, _ = load_checkpoint(args.network)
+    network.eval()
+    header = f"{'event':<22}" + "".join(f"{group:>22}" for group in GROUPS)
+    print("-log q of the truth / mean over the network's draws / surprise (nats)")
+    print(header)
+    totals = defaultdict(list)
+    command = "python -m simulators.tau_decay --image-source likelihood"
+    with SimulatorPool(command, workers=args.workers, timeout=120) as pool, quiet_weight_warnings():
+        for event in range(args.events):
+            seed = FIRST_EVENT_SEED + event
+            truth, observations = tau_decay.generate_event(seed, image_source="likelihood")
+            proposal = NetworkProposal(network, observations)
+            draws = importance_sampling(pool, args.draws, observations, proposal=proposal).traces
+            at_truth = grouped_surprisal(network, [true_trace(seed)], proposal.observation_embedding)[0]
+            entropy = grouped_surprisal(network, draws, proposal.observation_embedding).mean(axis=0)
+            surprise = at_truth - entropy
+            for group, value in zip(GROUPS, surprise):
+                totals[group].append(value)
+            cells = "".join(f"{a:>8.1f}{e:>7.1f}{s:>7.1f}" for a, e, s in zip(at_truth, entropy, surprise))
+            print(f"{event} {truth['channel_name']:<20}{cells}")
+    print(f"{'median surprise':<22}" + "".join(f"{np.median(totals[group]):>22.1f}" for group in GROUPS))
+
+
+if __name__ == "__main__":
+    main()
