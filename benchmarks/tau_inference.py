@@ -123,13 +123,17 @@ def assess(posterior: Posterior, truth: dict, seconds: float, runs: int, ess: fl
     }
 
 
-def true_log_joint(seed: int, truth: dict, image_source: str) -> float:
-    """log p(x, y) of the event ``tau_decay.generate_event(seed, image_source=image_source)`` drew,
-    from the same draw repeated."""
+def true_trace(seed: int, image_source: str) -> Trace:
+    """The trace ``tau_decay.generate_event(seed, image_source=image_source)`` drew, drawn again."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         records, result = record_prior_trace(tau_decay.make_model(image_source=image_source))
-    trace = Trace.from_records(records, result)
+    return Trace.from_records(records, result)
+
+
+def true_log_joint(seed: int, truth: dict, image_source: str) -> float:
+    """log p(x, y) of the event ``tau_decay.generate_event(seed, image_source=image_source)`` drew."""
+    trace = true_trace(seed, image_source)
     assert float(trace.named("px").value) == truth["px"], "the repeated draw is not the event's"
     return trace.log_prior + trace.log_likelihood
 

@@ -22,14 +22,13 @@ import numpy as np
 import torch
 
 from benchmarks._processes import machine
-from benchmarks.tau_inference import FIRST_EVENT_SEED
+from benchmarks.tau_inference import FIRST_EVENT_SEED, true_trace
 from inference.ic import NetworkProposal
 from inference.ic.adapt import quiet_weight_warnings
 from inference.ic.checkpoint import load_checkpoint
 from inference.importance import importance_sampling
 from inference.pool import SimulatorPool
 from inference.trace import Trace
-from ppx.simulator import record_prior_trace
 from simulators import tau_decay
 
 GROUPS = ("momentum", "channel", "angles", "masses", "deposits")
@@ -60,13 +59,6 @@ def grouped_surprisal(network, traces: list[Trace], embedding: torch.Tensor) -> 
     return rows
 
 
-def true_trace(seed: int) -> Trace:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        records, result = record_prior_trace(tau_decay.make_model(image_source="likelihood"))
-    return Trace.from_records(records, result)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", required=True, help="IC checkpoint trained on likelihood-image tau traces")
@@ -89,7 +81,7 @@ def main() -> None:
             truth, observations = tau_decay.generate_event(seed, image_source="likelihood")
             proposal = NetworkProposal(network, observations)
             draws = importance_sampling(pool, args.draws, observations, proposal=proposal).traces
-            at_truth = grouped_surprisal(network, [true_trace(seed)], proposal.observation_embedding)[0]
+            at_truth = grouped_surprisal(network, [true_trace(seed, "likelihood")], proposal.observation_embedding)[0]
             entropy = grouped_surprisal(network, draws, proposal.observation_embedding).mean(axis=0)
             surprise = at_truth - entropy
             for group, value in zip(GROUPS, surprise):
