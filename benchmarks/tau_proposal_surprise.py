@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=200, help="network draws per event")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    print(machine())
+    print(f"machine: {machine()}")
     torch.set_num_threads(1)
     network, _ = load_checkpoint(args.network)
     network.eval()
