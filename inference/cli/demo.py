@@ -30,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="images from the shower stage or drawn from the calorimeter likelihood; passed "
                              "to the simulators and used for the true event (default showers; a network "
                              "trained as in README's longer run wants likelihood)")
+    parser.add_argument("--adapt-rounds", type=int, default=defaults.adapt_rounds, metavar="R",
+                        help="also run IC IS with a copy of the network first fitted to the event in R "
+                             "rounds of -n runs each, keeping the rounds' traces (default 0: not run)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     config = DemoConfig(out=args.out, simulator=args.simulator, workers=args.workers,
                         train_traces=args.train_traces, traces=args.num_traces, seed=args.seed,
                         batch_size=args.batch_size, lstm_dim=args.lstm_dim, network=args.network,
-                        image_source=args.image_source)
+                        image_source=args.image_source, adapt_rounds=args.adapt_rounds)
     summary = run_demo(config, progress=not args.quiet)
     table = summary.pop("table")
     emit(args, summary, f"{table}\noutputs in {args.out}/: " + ", ".join(

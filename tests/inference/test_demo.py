@@ -39,11 +39,11 @@ def test_demo_runs_end_to_end_and_writes_its_outputs(demo_output):
     assert json.loads((out / "summary.json").read_text())["truth"]["channel_name"]
 
 
-def test_demo_reuses_a_trained_network_on_likelihood_images(demo_output, tmp_path):
+def test_demo_reuses_a_trained_network_on_likelihood_images_and_adapts_it(demo_output, tmp_path):
     trained, first = demo_output
     out = tmp_path / "again"
     run = demo("--network", str(trained / "network.ckpt"), "--image-source", "likelihood", "-n", "12",
-               "--seed", "3", "--out", str(out))
+               "--seed", "3", "--adapt-rounds", "2", "--out", str(out))
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert summary["training"]["traces"] == first["training"]["traces"]
@@ -51,6 +51,16 @@ def test_demo_reuses_a_trained_network_on_likelihood_images(demo_output, tmp_pat
     assert not (out / "network.ckpt").exists()
     assert (out / "loss.png").stat().st_size > 10_000
     assert summary["config"]["image_source"] == "likelihood"
+    adapted = summary["engines"]["IC adapted"]
+    assert adapted["runs"] == 3 * 12  # two rounds of 12, then the final 12, all kept
+    assert summary["engines"]["IC"]["runs"] == 12
+    assert 1.0 <= adapted["ess"] <= adapted["runs"]
+
+
+def test_demo_refuses_negative_adaptation_rounds(tmp_path):
+    run = demo("--adapt-rounds", "-1", "--out", str(tmp_path / "out"))
+    assert run.returncode != 0
+    assert "adapt-rounds must be 0 or more, got -1" in run.stderr
 
 
 def test_demo_names_a_missing_network(tmp_path):
