@@ -15,6 +15,7 @@ p(x, y), the best of N lies about sqrt(2 ln N) of their spreads above their mean
 so the script fits the gap against sqrt(2 ln N) and prints the runs at which that
 line reaches zero: the budget at which IS would begin to hold posterior-typical
 traces, and so the scale the acceptance run's coverage target asks of the engine.
+``--out`` gets the numbers and ``best_trace_gaps.png`` (the median best gap against the runs).
 (Every weight warning is silenced: the small prefixes are meant to be poor.)
 
     python -m benchmarks.tau_is_scaling --network tau.ckpt --events 6 --traces 8000
@@ -31,6 +32,7 @@ import torch
 
 from benchmarks._processes import machine
 from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, below_truth, covered, true_log_joint
+from inference import plots
 from inference.ic import NetworkProposal
 from inference.ic.adapt import quiet_weight_warnings
 from inference.ic.checkpoint import load_checkpoint
@@ -62,13 +64,18 @@ def measure(posterior: Posterior, truth: dict, sizes: list[int]) -> list[dict]:
 
 
 def runs_to_reach_truth(sizes: list[int], best_gaps: list[float]) -> tuple[float, float]:
-    """Nats the best trace gains per doubling of the runs (a straight fit in log2 N), and the runs
-    at which the fit of the gap against sqrt(2 ln N) reaches zero."""
+    """Nats the best trace gains per doubling of the runs (a straight fit in log2 N), and log10 of
+    the runs at which the fit of the gap against sqrt(2 ln N) reaches zero."""
     per_doubling = -np.polyfit(np.log2(sizes), best_gaps, 1)[0]
     slope, intercept = np.polyfit(np.sqrt(2 * np.log(sizes)), best_gaps, 1)
     if slope >= 0:
         return float(per_doubling), float("inf")
-    return float(per_doubling), float(np.exp((intercept / slope) ** 2 / 2))
+    return float(per_doubling), float((intercept / slope) ** 2 / 2 / np.log(10))
+
+
+def median_best_gaps(per_event: list[list[dict]]) -> list[float]:
+    return [float(np.median([event[column]["below_truth"]["best"] for event in per_event]))
+            for column in range(len(per_event[0]))]
 
 
 def report(results: dict[str, list[list[dict]]], sizes: list[int]) -> None:
@@ -88,11 +95,9 @@ def report(results: dict[str, list[list[dict]]], sizes: list[int]) -> None:
         ic, prior = (np.mean([event[column]["ess"] for event in results[engine]]) for engine in ENGINES)
         print(f"ESS ratio IC IS / prior IS at {size} runs: {ic / prior:.2f}")
     for engine, per_event in results.items():
-        best = [float(np.median([event[column]["below_truth"]["best"] for event in per_event]))
-                for column in range(len(sizes))]
-        per_doubling, reach = runs_to_reach_truth(sizes, best)
+        per_doubling, decades = runs_to_reach_truth(sizes, median_best_gaps(per_event))
         print(f"{engine}: the median best trace rises {per_doubling:.1f} nats per doubling of the runs; "
-              f"extrapolated, it reaches the truth's log p(x, y) at {reach:.3g} runs")
+              f"extrapolated, it reaches the truth's log p(x, y) at 10^{decades:.1f} runs")
 
 
 def main() -> None:
@@ -103,7 +108,8 @@ def main() -> None:
     parser.add_argument("--smallest", type=int, default=250, help="the smallest prefix weighed")
     parser.add_argument("--image-source", choices=tau_decay.IMAGE_SOURCES, default="likelihood")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", default="tau_is_scaling.json")
+    parser.add_argument("--out", default="tau-is-scaling-output",
+                        help="folder for tau_is_scaling.json and best_trace_gaps.png")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -125,8 +131,12 @@ def main() -> None:
                 f"{engine} ESS {rows[-1]['ess']:.1f}, best trace {rows[-1]['below_truth']['best']:.0f} nats below"
                 for engine, rows in ((engine, results[engine][-1]) for engine in ENGINES)), flush=True)
     report(results, sizes)
-    Path(args.out).write_text(json.dumps({"args": vars(args), "sizes": sizes, "results": results}, indent=2,
-                                         default=float))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots.gap_against_runs(sizes, {engine: median_best_gaps(per_event) for engine, per_event in results.items()},
+                           out / "best_trace_gaps.png")
+    (out / "tau_is_scaling.json").write_text(json.dumps({"args": vars(args), "sizes": sizes, "results": results},
+                                                        indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -119,6 +119,22 @@ def calibration(mass_below_truth: Mapping[str, Sequence[float]], path: str | Pat
     return _save(figure, path)
 
 
+def gap_against_runs(runs: Sequence[int], gaps: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """How far below the true trace's log p(x, y) each engine's best trace lies as its runs grow
+    (``gaps`` per engine, one per entry of ``runs``); zero is where the posterior's typical traces are."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5.2, 3.6))
+    for label, values in gaps.items():
+        axis.plot(runs, values, marker="o", label=label)
+    axis.axhline(0.0, color="black", linestyle="--", linewidth=1, label="the truth's log p(x, y)")
+    axis.set_xscale("log")
+    axis.set_xlabel("simulator runs")
+    axis.set_ylabel("best trace below the truth (nats)")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def _save(figure: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
