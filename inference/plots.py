@@ -119,15 +119,21 @@ def calibration(mass_below_truth: Mapping[str, Sequence[float]], path: str | Pat
     return _save(figure, path)
 
 
-def gap_against_runs(runs: Sequence[int], gaps: Mapping[str, Sequence[float]], path: str | Path) -> Path:
-    """How far below the true trace's log p(x, y) each engine's best trace lies as its runs grow
-    (``gaps`` per engine, one per entry of ``runs``); zero is where the posterior's typical traces are."""
+def gap_against_runs(runs: Sequence[int], gaps: Mapping[str, Sequence[Sequence[float]]], path: str | Path) -> Path:
+    """How far below the true trace's log p(x, y) each engine's best trace lies as its runs grow:
+    ``gaps`` holds per engine one curve per event (a value per entry of ``runs``), drawn thin in
+    the engine's colour; zero is where the posterior's typical traces are."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5.2, 3.6))
-    for label, values in gaps.items():
-        axis.plot(runs, values, marker="o", label=label)
+    for (label, curves), colour in zip(gaps.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        for index, curve in enumerate(curves):
+            axis.plot(runs, curve, marker="o", markersize=3, linewidth=1, color=colour,
+                      label=f"{label} ({len(curves)} events)" if index == 0 else None)
     axis.axhline(0.0, color="black", linestyle="--", linewidth=1, label="the truth's log p(x, y)")
     axis.set_xscale("log")
+    axis.set_xticks(list(runs), [f"{count:,}" for count in runs])
+    axis.xaxis.set_minor_locator(plt.NullLocator())
+    axis.set_yscale("symlog", linthresh=10.0)
     axis.set_xlabel("simulator runs")
     axis.set_ylabel("best trace below the truth (nats)")
     axis.legend(fontsize=7)

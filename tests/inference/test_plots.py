@@ -18,8 +18,8 @@ def test_calibration_plot_writes_an_image(tmp_path):
 
 
 def test_gap_plot_writes_an_image(tmp_path):
-    path = plots.gap_against_runs([250, 500, 1000], {"IC IS": [40.0, 31.0, 25.0], "prior IS": [300.0, 280.0, 270.0]},
-                                  tmp_path / "gaps.png")
+    path = plots.gap_against_runs([250, 500, 1000], {"IC IS": [[40.0, 31.0, 25.0], [-3.0, -5.0, -9.0]],
+                                                     "prior IS": [[300.0, 280.0, 270.0]]}, tmp_path / "gaps.png")
     image = matplotlib.image.imread(path)
     assert image.shape[:2] == (round(3.6 * 110), round(5.2 * 110))
     assert image[..., :3].std() > 0.05, "the figure is blank"
