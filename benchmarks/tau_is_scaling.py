@@ -89,6 +89,7 @@ def report(results: dict[str, list[list[dict]]], sizes: list[int]) -> None:
             print(f"  {engine:<9} event {index}: " + ", ".join(f"{gap:.0f}" for gap in gaps)
                   + f"; {gain_per_doubling(sizes, gaps):.1f} nats gained per doubling")
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", required=True, help="IC checkpoint (ppx train)")
