@@ -66,6 +66,11 @@ def gain_per_doubling(sizes: list[int], best_gaps: list[float]) -> float:
     return float(-np.polyfit(np.log2(sizes), best_gaps, 1)[0])
 
 
+def best_gaps(rows: list[dict]) -> list[float]:
+    """One event's best-trace gap below the truth at each prefix."""
+    return [row["below_truth"]["best"] for row in rows]
+
+
 def report(results: dict[str, list[list[dict]]], sizes: list[int]) -> None:
     events = len(results["IC IS"])
     print(f"\n{'engine':<10}{'runs':>7}{'mean ESS':>10}{'best, median trace below the truth':>38}"
@@ -85,7 +90,7 @@ def report(results: dict[str, list[list[dict]]], sizes: list[int]) -> None:
     print("\nper event, the best trace's gap below the truth at each prefix (nats):")
     for engine, per_event in results.items():
         for index, rows in enumerate(per_event):
-            gaps = [row["below_truth"]["best"] for row in rows]
+            gaps = best_gaps(rows)
             print(f"  {engine:<9} event {index}: " + ", ".join(f"{gap:.0f}" for gap in gaps)
                   + f"; {gain_per_doubling(sizes, gaps):.1f} nats gained per doubling")
 
@@ -118,12 +123,12 @@ def main() -> None:
                 posterior = importance_sampling(pool, args.traces, observation, proposal=proposal)
                 results[engine].append(measure(posterior, truth, sizes))
             print(f"event {index} ({truth['channel_name']}): " + "; ".join(
-                f"{engine} ESS {rows[-1]['ess']:.1f}, best trace {rows[-1]['below_truth']['best']:.0f} nats below"
-                for engine, rows in ((engine, results[engine][-1]) for engine in ENGINES)), flush=True)
+                f"{engine} ESS {results[engine][-1][-1]['ess']:.1f}, best trace "
+                f"{results[engine][-1][-1]['below_truth']['best']:.0f} nats below" for engine in ENGINES), flush=True)
     report(results, sizes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plots.gap_against_runs(sizes, {engine: [[row["below_truth"]["best"] for row in rows] for rows in per_event]
+    plots.gap_against_runs(sizes, {engine: [best_gaps(rows) for rows in per_event]
                                    for engine, per_event in results.items()}, out / "best_trace_gaps.png")
     (out / "tau_is_scaling.json").write_text(json.dumps({"args": vars(args), "sizes": sizes, "results": results},
                                                         indent=2, default=float))
