@@ -12,8 +12,9 @@ Version 1, every dataset one-dimensional, *n* traces, *r* records::
     address, name         int32 (r): indices into strings, name -1 for none
     distribution_type     uint8 (r): PPX distribution union id, 0 for tags
     control               uint8 (r)
-    values/, params/      ragged tensors: data float64, offsets int64,
-    results/                shapes int32, shape_offsets int64 (see RaggedTensors)
+    values/, params/      ragged tensors: data float64 (values and params
+    results/                float32 when written so), offsets int64, shapes
+                            int32, shape_offsets int64 (see RaggedTensors)
                           and, once a group holds a sparse tensor, sparse uint8
                           (one flag per tensor), coordinates int32 and
                           coordinate_offsets int64: sparse observed images and
@@ -67,6 +68,9 @@ _TRACE_COLUMNS = {"trace_offsets": np.int64, "trace_param_offsets": np.int64}
 _RAGGED_COLUMNS = {"data": np.float64, "offsets": np.int64, "shapes": np.int32,
                    "shape_offsets": np.int64}
 _RAGGED_GROUPS = ("values", "params", "results")
+PRECISIONS = {"float64": np.float64, "float32": np.float32}
+"""Element types ``values/data`` and ``params/data`` may be written in; results stay float64."""
+_LEAN_GROUPS = ("values", "params")
 _SPARSE_COLUMNS = {"sparse": np.uint8, "coordinates": np.int32, "coordinate_offsets": np.int64}
 """Present in a ragged group only once it holds a sparse tensor, so dense files keep the plain layout."""
 
@@ -151,13 +155,21 @@ class TraceWriter(AtomicHDF5Writer):
         model_name: kept as the root attribute ``model_name``.
         compression: an h5py compression filter (``"gzip"``, ``"lzf"``) for the
             numeric datasets, or None.
+        precision: ``"float64"`` or ``"float32"``, the element type of the sampled and
+            observed values and the distribution parameters. float32 halves a tau trace
+            (its image is noise, which no filter compresses) and loses nothing the IC
+            network reads, which embeds observations in float32; values read back as
+            float64, rounded to float32's 7 significant digits.
     """
 
     def __init__(self, path: PathLike, model_name: str = "", *,
-                 compression: Optional[str] = None) -> None:
+                 compression: Optional[str] = None, precision: str = "float64") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"trace file precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self._strings: dict[str, int] = {}
         self._has_log_weights: Optional[bool] = None
         self._compression = compression
+        self._precision = PRECISIONS[precision]
         super().__init__(path, lambda file: self._create_layout(file, model_name))
 
     def _create_layout(self, file: h5py.File, model_name: str) -> None:
@@ -174,6 +186,8 @@ class TraceWriter(AtomicHDF5Writer):
         for group_name in _RAGGED_GROUPS:
             group = file.create_group(group_name)
             for name, dtype in _RAGGED_COLUMNS.items():
+                if name == "data" and group_name in _LEAN_GROUPS:
+                    dtype = self._precision
                 initial = [0] if name.endswith("offsets") else None
                 _create_column(group, name, dtype, compression, initial=initial)
 
@@ -240,11 +254,12 @@ class TraceWriter(AtomicHDF5Writer):
         for group in _RAGGED_GROUPS:
             _append_ragged(file[group], getattr(batch, group), self._compression)
 
+
 def write_traces(path: PathLike, traces: Sequence[Trace],
                  log_weights: Optional[Sequence[float]] = None, model_name: str = "", *,
-                 compression: Optional[str] = None) -> None:
+                 compression: Optional[str] = None, precision: str = "float64") -> None:
     """Write ``traces`` to ``path`` in one go (see ``TraceWriter``)."""
-    with TraceWriter(path, model_name, compression=compression) as writer:
+    with TraceWriter(path, model_name, compression=compression, precision=precision) as writer:
         writer.write(traces, log_weights)
 
 
@@ -456,5 +471,5 @@ def read_traces(path: PathLike, start: int = 0, stop: Optional[int] = None) -> l
         return traces.read(start, stop)
 
 
-__all__ = ["FORMAT", "VERSION", "TraceFile", "TraceWriter", "read_traces", "trace_records",
+__all__ = ["FORMAT", "PRECISIONS", "VERSION", "TraceFile", "TraceWriter", "read_traces", "trace_records",
            "write_traces"]

@@ -9,6 +9,7 @@ same command run again writes only the missing shards.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from typing import Any, Callable
@@ -20,10 +21,11 @@ from inference.cli.common import add_common_arguments, emit, observations_from, 
 from inference.observations import ObservedNames
 from inference.posterior import Posterior
 from inference.trace import Trace
-from inference.trace_file import write_traces
+from inference.trace_file import PRECISIONS, write_traces
 from inference.trace_shards import Shard, plan_shards
 
 Draw = Callable[[int], list[Trace]]
+Save = Callable[[str, list[Trace]], None]
 COMPRESSION_CHOICES = ("lzf", "gzip", "none")
 
 
@@ -40,6 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compression", choices=COMPRESSION_CHOICES, default="lzf",
                         help="HDF5 filter for --out: lzf (default; tau traces shrink 2.3x for about 40%% "
                              "more writing time), gzip (a little smaller, twice lzf's time) or none")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="float64",
+                        help="element type of the values and distribution parameters in --out: float64 "
+                             "(default; exact) or float32 (half the size of an image's traces, and all an IC "
+                             "network reads, which embeds observations in float32)")
     parser.set_defaults(run=run)
 
 
@@ -47,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     observations = observations_from(args)
     if args.shard_size and not args.out:
         raise ValueError("--shard-size N needs --out DIR: the directory the shards are written to")
+    if args.precision != "float64" and not args.out:
+        raise ValueError(f"--precision {args.precision} is only used with --out PATH: the trace file it sets")
     shards = plan_shards(args.out, args.num_traces, args.shard_size) if args.shard_size else []
     missing = [shard for shard in shards if not shard.complete]
     if shards and not missing:
@@ -65,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
         def draw(count: int) -> list[Trace]:
             return simulator.prior(count, observations, batch_size=args.batch_size, on_done=advance)
 
-        model_name = getattr(simulator, "model_name", "")
-        compression = None if args.compression == "none" else args.compression
+        save = functools.partial(write_traces, model_name=getattr(simulator, "model_name", ""),
+                                 compression=None if args.compression == "none" else args.compression,
+                                 precision=args.precision)
         if shards:
-            traces = _write_shards(args.out, shards, missing, draw, model_name, compression)
+            traces = _write_shards(args.out, shards, missing, draw, save)
         else:
-            traces = _draw_to_file(args.out, args.num_traces, draw, model_name, compression)
+            traces = _draw_to_file(args.out, args.num_traces, draw, save)
         observed_names.check()
     seconds = time.perf_counter() - started
     posterior = Posterior(traces, None, engine="prior")
@@ -90,13 +99,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw_to_file(path: str | None, num_traces: int, draw: Draw, model_name: str,
-                  compression: str | None) -> list[Trace]:
+def _draw_to_file(path: str | None, num_traces: int, draw: Draw, save: Save) -> list[Trace]:
     """Draw ``num_traces`` traces, written to the one file ``path`` (if given) as a whole or not at all."""
     traces = draw(num_traces)
     if path:
         try:
-            write_traces(path, traces, model_name=model_name, compression=compression)
+            save(path, traces)
         except OutOfSpace as err:
             raise OutOfSpace(err.path, err.cause,
                              f"no traces were saved ({path} is written whole or not at all; "
@@ -105,7 +113,7 @@ def _draw_to_file(path: str | None, num_traces: int, draw: Draw, model_name: str
 
 
 def _write_shards(directory: str, shards: list[Shard], missing: list[Shard], draw: Draw,
-                  model_name: str, compression: str | None) -> list[Trace]:
+                  save: Save) -> list[Trace]:
     """Draw and write each missing shard in turn, returning the last one's traces (memory stays one
     shard's worth, however big the dataset); a full disk stops with what is saved named."""
     os.makedirs(directory, exist_ok=True)
@@ -113,7 +121,7 @@ def _write_shards(directory: str, shards: list[Shard], missing: list[Shard], dra
     for shard in missing:
         chunk = draw(shard.num_traces)
         try:
-            write_traces(shard.path, chunk, model_name=model_name, compression=compression)
+            save(shard.path, chunk)
         except OutOfSpace as err:
             saved = [s for s in shards if s.complete]
             raise OutOfSpace(err.path, err.cause,

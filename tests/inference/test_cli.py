@@ -72,6 +72,17 @@ def test_prior_compresses_trace_files(tmp_path, flag, expected):
     assert len(read_traces(out)) == 50
 
 
+def test_prior_writes_float32_trace_files_on_request(tmp_path):
+    out = tmp_path / "prior.h5"
+    run = ppx("prior", "--model", "simulators.gaussian:model", "-n", "50", "--seed", "2", "--out", str(out),
+              "--quiet", "--precision", "float32")
+    assert run.returncode == 0, run.stderr
+    with h5py.File(out) as file:
+        assert file["values/data"].dtype == file["params/data"].dtype == "float32"
+    mu = [trace.choices[0].value for trace in read_traces(out)]
+    assert len(mu) == 50 and all(value == value.astype("float32") for value in mu)
+
+
 def _datasets(group: h5py.Group) -> list[h5py.Dataset]:
     found = []
     group.visititems(lambda _, item: found.append(item) if isinstance(item, h5py.Dataset) else None)
@@ -104,6 +115,8 @@ def _datasets(group: h5py.Group) -> list[h5py.Dataset]:
      "--adapt-keep-rounds is only used with --adapt-rounds R (R > 0)"),
     (["prior", "--model", "simulators.gaussian:model", "--observe-file", "/nonexistent.json"],
      "does not exist"),
+    (["prior", "--model", "simulators.gaussian:model", "--precision", "float32"],
+     "--precision float32 is only used with --out PATH"),
 ])
 def test_bad_input_gives_a_clear_error(args, message, capsys):
     threads = torch.get_num_threads()

@@ -96,6 +96,43 @@ def test_observed_flags_are_not_stored_but_values_are(tmp_path):
     np.testing.assert_array_equal(read.observes[0].value, np.ones((2, 3)))
 
 
+def noisy_trace(rng: np.random.Generator) -> Trace:
+    """A trace whose observed image is noise, as a detector's is, and whose values need float64."""
+    trace = Trace()
+    trace.add(RECORD_SAMPLE, "px", "px", np.array(rng.uniform(30, 50)), wire=normal(40.1))
+    trace.add(RECORD_OBSERVE, "image", "image", rng.normal(0.0, 0.02, (10, 10, 10)),
+              wire=WireDistribution(1, (np.zeros((10, 10, 10)), np.full((10, 10, 10), 0.02))))
+    trace.result = np.array(1 / 3)
+    return trace
+
+
+def test_float32_files_halve_noisy_images_and_round_only_values_and_params(tmp_path):
+    rng = np.random.default_rng(0)
+    traces = [noisy_trace(rng) for _ in range(40)]
+    write_traces(tmp_path / "exact.h5", traces, compression="lzf")
+    write_traces(tmp_path / "lean.h5", traces, compression="lzf", precision="float32")
+    stored = {}
+    for name in ("exact", "lean"):
+        with h5py.File(tmp_path / f"{name}.h5") as file:
+            stored[name] = file["values/data"].id.get_storage_size()
+            dtypes = (file["values/data"].dtype, file["params/data"].dtype, file["results/data"].dtype)
+    assert dtypes == (np.float32, np.float32, np.float64)
+    assert stored["lean"] < 0.55 * stored["exact"], stored
+    for read, written in zip(read_traces(tmp_path / "lean.h5"), traces, strict=True):
+        for got, want in zip(read.choices, written.choices):
+            assert got.value.dtype == np.float64
+            np.testing.assert_array_equal(got.value, np.float32(want.value))
+            assert not np.array_equal(got.value, want.value)
+            np.testing.assert_array_equal(got.wire.params[1], np.float32(want.wire.params[1]))
+        assert read.result == written.result  # results stay exact
+
+
+def test_unknown_precision_is_named(tmp_path, traces):
+    with pytest.raises(ValueError, match="precision must be one of float64, float32, got 'float16'"):
+        write_traces(tmp_path / "t.h5", traces, precision="float16")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_exception_inside_writer_leaves_no_file(tmp_path, traces):
     path = tmp_path / "traces.h5"
     with pytest.raises(RuntimeError, match="simulator died"):
