@@ -34,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="observation embedding size (default 64)")
     parser.add_argument("--components", type=int, default=5, help="proposal mixture components (default 5)")
     parser.add_argument("--embedding", action="append", default=[], metavar="NAME=KIND",
-                        help="observation embedding for an observed name: feedforward, cnn, cnn-moments or sparse3d "
-                             "(default chosen by shape)")
+                        help="observation embedding for an observed name: feedforward, cnn, cnn-moments, "
+                             "cnn-clusters or sparse3d (default chosen by shape)")
     _add_distributed_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -20,6 +20,7 @@ EMBEDDINGS: dict[str, Callable[..., nn.Module]] = {
     "feedforward": FeedForwardEmbedding,
     "cnn": ConvEmbedding,
     "cnn-moments": functools.partial(ConvEmbedding, moments=True),
+    "cnn-clusters": functools.partial(ConvEmbedding, clusters=True),
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inference.ic.embeddings.clusters import ClusterFeatures
+
 
 class SpatialMoments(nn.Module):
     """Where each channel's activation lies: its total, mean position and spread along each axis.
@@ -37,7 +39,7 @@ class SpatialMoments(nn.Module):
 
 
 class ConvEmbedding(nn.Module):
-    """Two strided conv blocks, adaptive pooling to a fixed grid (and optionally spatial moments), a linear map.
+    """Two strided conv blocks, adaptive pooling to a fixed grid (optionally spatial moments or clusters), a linear map.
 
     Both convolutions have stride 2, so the costly first layer computes at an
     eighth of a volume's voxels (a quarter of an image's pixels): on CPU this is
@@ -48,13 +50,18 @@ class ConvEmbedding(nn.Module):
     that fix a particle's direction to a small fraction of a voxel. On the tau
     calorimeter they did not yet pay: 0.07 nats per trace lower held-out loss
     after 20k traces, at 85% of the training rate (``benchmarks.tau_embedding``).
+    The input's moments weigh every voxel, and on a calorimeter image 95% of its
+    positive part is noise; ``clusters=True`` (the ``cnn-clusters`` kind) adds
+    instead the positions and energies of the image's most energetic clusters
+    above its noise (``ClusterFeatures``; images without a channel axis, a
+    volume's last axis its depth).
 
     Works for 2D images (H, W) and 3D volumes (D, H, W), optionally with a leading
     channel axis.
     """
 
     def __init__(self, input_shape: tuple[int, ...], embedding_dim: int, channels: int = 8,
-                 moments: bool = False) -> None:
+                 moments: bool = False, clusters: bool = False) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         spatial = len(self.input_shape) if len(self.input_shape) in (2, 3) else len(self.input_shape) - 1
@@ -76,14 +83,22 @@ class ConvEmbedding(nn.Module):
             quarter = tuple((extent + 1) // 2 for extent in half)
             self.moments = nn.ModuleList(SpatialMoments(shape) for shape in (full, half, quarter))
             features += (in_channels + channels + 2 * channels) * (1 + 2 * spatial)
+        self.clusters = None
+        if clusters:
+            if self.has_channels:
+                raise ValueError(f"cluster features need an image without a channel axis, got shape "
+                                 f"{self.input_shape}")
+            self.clusters = ClusterFeatures(self.input_shape)
+            features += self.clusters.size
         self.project = nn.Linear(features, embedding_dim)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = [] if self.clusters is None else [self.clusters(observations)]
         if not self.has_channels:
             observations = observations.unsqueeze(1)
         first = self.first(observations)
         second = self.second(first)
-        features = [self.pool(second).flatten(1)]
+        features.insert(0, self.pool(second).flatten(1))
         if self.moments is not None:
             maps = (observations.clamp(min=0.0), first, second)
             features += [moments(level) for moments, level in zip(self.moments, maps)]
