@@ -33,6 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--observation-dim", type=int, default=64,
                         help="observation embedding size (default 64)")
     parser.add_argument("--components", type=int, default=5, help="proposal mixture components (default 5)")
+    parser.add_argument("--device", default="cpu", type=training_device,
+                        help="where the network trains: cpu (default), cuda or cuda:N (one process; "
+                             "checkpoints load on any machine)")
     parser.add_argument("--embedding", action="append", default=[], metavar="NAME=KIND",
                         help="observation embedding for an observed name: feedforward, cnn, cnn-moments, "
                              "cnn-clusters or sparse3d (default chosen by shape)")
@@ -63,6 +66,23 @@ def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
                        help="steps of linear learning-rate warm-up (default 0)")
 
 
+def training_device(text: str) -> "torch.device":
+    """``--device``'s value as a torch device that this machine has."""
+    import torch
+    try:
+        device = torch.device(text)
+    except RuntimeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu, cuda or cuda:N") from err
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the network trains on cpu or cuda, not {device.type}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count or count == 0:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: torch {torch.__version__} sees {count} CUDA device(s) here")
+    return device
+
+
 def _embeddings(items: list[str]) -> dict[str, str]:
     embeddings = {}
     for item in items:
@@ -75,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise ValueError("--out PATH is required: where the network checkpoint is written")
     from inference.ic.distributed import launch_local, ranks_from_environment
+    as_rank = ranks_from_environment() is not None or _large_batch_options(args) != _large_batch_options(None)
+    if (args.nproc > 1 or as_rank) and args.device.type != "cpu":
+        raise ValueError(f"--device {args.device} trains in one process; data-parallel training (--nproc, "
+                         f"torchrun, --optimizer, --lr-scaling, --warmup-steps) runs on the CPU")
     if args.nproc > 1:
         if args.address and args.address == args.address.format(rank=0, local_rank=0):
             raise ValueError("with --nproc, --address must name each rank's simulator with {rank} (e.g. "
@@ -83,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--nproc starts its own ranks; under torchrun give --nproc-per-node to torchrun")
         launch_local(args.nproc, _run_rank, args)
         return 0
-    if ranks_from_environment() is not None or _large_batch_options(args) != _large_batch_options(None):
+    if as_rank:
         return _train_as_rank(args)
     if args.seed is not None:
         import torch
@@ -101,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             simulator = stack.enter_context(open_simulator(args))
             source = OnlineSource(simulator, args.batch_size)
         stack.callback(source.close)
-        trainer = Trainer(source, network, training, checkpoint=args.out, resume=args.resume)
+        trainer = Trainer(source, network, training, checkpoint=args.out, resume=args.resume, device=args.device)
         progress = trainer.train(args.num_traces, progress_bar=not args.quiet)
     _report(args, trainer, progress, time.perf_counter() - started)
     return 0

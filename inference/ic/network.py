@@ -158,6 +158,11 @@ class InferenceNetwork(nn.Module):
         self.value_embeddings = nn.ModuleDict()
         self.heads = nn.ModuleDict()
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network's weights are; ``log_q`` builds its inputs there."""
+        return self.observation_mean_0.device
+
     @classmethod
     def for_traces(cls, config: NetworkConfig, traces: Sequence[Trace]) -> "InferenceNetwork":
         """A network for the observations of ``traces``, standardised on them and knowing their addresses."""
@@ -185,11 +190,12 @@ class InferenceNetwork(nn.Module):
         self.addresses.append(address)
         self.address_index[address.key] = index
         slot = f"a{index}"
-        self.address_embeddings[slot] = nn.Parameter(torch.randn(self.config.address_dim) / math.sqrt(self.config.address_dim))
-        self.value_embeddings[slot] = nn.Linear(address.numel, self.config.value_dim)
-        self.heads[slot] = make_head(address.kind, self.config.lstm_dim + self.config.observation_dim,
-                                     address.numel, self.config.components,
-                                     address.categories)
+        with self.device:  # the new parameters are made where the network's are
+            self.address_embeddings[slot] = nn.Parameter(
+                torch.randn(self.config.address_dim) / math.sqrt(self.config.address_dim))
+            self.value_embeddings[slot] = nn.Linear(address.numel, self.config.value_dim)
+            self.heads[slot] = make_head(address.kind, self.config.lstm_dim + self.config.observation_dim,
+                                         address.numel, self.config.components, address.categories)
         log.debug("new address %s (%s, %d elements)", address.key, address.kind, address.numel)
         modules = (self.value_embeddings[slot], self.heads[slot])
         return [self.address_embeddings[slot]] + [p for m in modules for p in m.parameters()]
@@ -239,7 +245,7 @@ class InferenceNetwork(nn.Module):
             for row, values in enumerate(observations):
                 if name in values:
                     batch[row] = np.asarray(densified(values[name]), dtype=np.float32).reshape(shape)
-            standardised = (torch.from_numpy(batch) - getattr(self, f"observation_mean_{i}")) \
+            standardised = (torch.from_numpy(batch).to(self.device) - getattr(self, f"observation_mean_{i}")) \
                 / getattr(self, f"observation_scale_{i}")
             parts.append(self.observation_embeddings[f"o{i}"](standardised))
         return self.observation_mix(torch.cat(parts, dim=1))
@@ -255,29 +261,29 @@ class InferenceNetwork(nn.Module):
         events = []
         for values in observations:
             sparse = sparse_observation(name, values.get(name), shape)
-            features = (torch.from_numpy(sparse.values).float() - mean) / scale
+            features = (torch.from_numpy(sparse.values).float().to(self.device) - mean) / scale
             events.append((torch.from_numpy(sparse.coordinates), features))
         embedding = self.observation_embeddings[f"o{i}"]
         if getattr(embedding, "takes_sparse", False):
             return embedding(SparseTensor.from_events(events, shape))
-        dense = torch.zeros((len(events),) + shape)
+        dense = torch.zeros((len(events),) + shape, device=self.device)
         for row, (coordinates, features) in enumerate(events):
             dense[row][tuple(coordinates.T)] = features
         return embedding(dense)
 
     def _address_vector(self, key: Optional[str], count: int) -> torch.Tensor:
         if key is None:
-            return torch.zeros(count, self.config.address_dim)
+            return torch.zeros(count, self.config.address_dim, device=self.device)
         return self.address_embeddings[f"a{self.address_index[key]}"].expand(count, -1)
 
     def _kind_vector(self, key: Optional[str], count: int) -> torch.Tensor:
         kind = 0 if key is None else BY_NAME[self.addresses[self.address_index[key]].kind].type_id
-        return self.kind_embedding(torch.full((count,), kind, dtype=torch.long))
+        return self.kind_embedding(torch.full((count,), kind, dtype=torch.long, device=self.device))
 
     def _value_vector(self, key: Optional[str], values: Optional[torch.Tensor], count: int) -> torch.Tensor:
         """The embedding of the previous sample's ``values``, given ``in_prior_units``."""
         if key is None:
-            return torch.zeros(count, self.config.value_dim)
+            return torch.zeros(count, self.config.value_dim, device=self.device)
         return self.value_embeddings[f"a{self.address_index[key]}"](values.float().reshape(count, -1))
 
     def step_input(self, observation_embedding: torch.Tensor, key: str, previous_key: Optional[str],
@@ -330,7 +336,8 @@ class InferenceNetwork(nn.Module):
         """
         samples = [[c for c in controlled_samples(trace) if self.knows(c.key)] for trace in traces]
         lengths = [len(choices) for choices in samples]
-        log_q = torch.zeros(len(traces), dtype=torch.float64)
+        device = self.device
+        log_q = torch.zeros(len(traces), dtype=torch.float64, device=device)
         if max(lengths, default=0) == 0:
             return log_q.requires_grad_()
         if observation_embedding is None:
@@ -341,48 +348,56 @@ class InferenceNetwork(nn.Module):
         samples = [samples[b] for b in rows]
         observation_embedding = observation_embedding[rows]
         steps, batch = max(lengths), len(rows)
-        # Address slot per position: 0 for padding, index + 1 otherwise.
-        slots = torch.zeros(steps, batch, dtype=torch.long)
+        # Address slot per position: 0 for padding, index + 1 otherwise. The bookkeeping stays on
+        # the CPU; what the modules read goes to the network's device.
+        slots = torch.zeros(steps, batch, dtype=torch.long, device="cpu")
         for b, choices in enumerate(samples):
-            slots[:len(choices), b] = torch.tensor([self.address_index[c.key] + 1 for c in choices])
-        previous = torch.cat([torch.zeros(1, batch, dtype=torch.long), slots[:-1]])
+            slots[:len(choices), b] = torch.tensor([self.address_index[c.key] + 1 for c in choices], device="cpu")
+        previous = torch.cat([torch.zeros(1, batch, dtype=torch.long, device="cpu"), slots[:-1]])
+        here, previous_here = slots.to(device), previous.to(device)
+        addresses, kinds = self._address_table(), self._kind_table()
         inputs = torch.cat([
             observation_embedding.unsqueeze(0).expand(steps, -1, -1),
-            self._address_table()[slots], self._address_table()[previous],
-            self.kind_embedding(self._kind_table()[slots]), self.kind_embedding(self._kind_table()[previous]),
+            addresses[here], addresses[previous_here],
+            self.kind_embedding(kinds[here]), self.kind_embedding(kinds[previous_here]),
             self._previous_value_embeddings(samples, previous),
         ], dim=2)
         packed = nn.utils.rnn.pack_padded_sequence(inputs, [len(c) for c in samples], enforce_sorted=False)
         outputs, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], total_length=steps)
-        per_row = torch.zeros(batch, dtype=torch.float64)
+        per_row = torch.zeros(batch, dtype=torch.float64, device=device)
         for slot in torch.unique(slots[slots > 0]).tolist():
             step_index, row_index = torch.nonzero(slots == slot, as_tuple=True)
             address = self.addresses[slot - 1]
             choices = [samples[b][t] for t, b in zip(step_index.tolist(), row_index.tolist())]
+            step_index, row_index = step_index.to(device), row_index.to(device)
+            params = tuple(param.to(device) for param in prior_params(choices, address))
             proposal = self.proposal(address.key, outputs[step_index, row_index],
-                                     observation_embedding[row_index], prior_params(choices, address))
-            site_log_q = proposal.log_prob(stacked_values(choices, address)).reshape(len(choices), -1).sum(1)
+                                     observation_embedding[row_index], params)
+            values = stacked_values(choices, address).to(device)
+            site_log_q = proposal.log_prob(values).reshape(len(choices), -1).sum(1)
             per_row = per_row.index_add(0, row_index, site_log_q.double())
             if per_address is not None:
                 per_address[address.key] = per_address.get(address.key, 0.0) - float(site_log_q.sum())
-        return log_q.index_put((torch.tensor(rows),), per_row)
+        return log_q.index_put((torch.tensor(rows, device=device),), per_row)
 
     def _address_table(self) -> torch.Tensor:
         """Address embeddings as one matrix, row 0 (no address) zero."""
         rows = [self.address_embeddings[f"a{i}"] for i in range(len(self.addresses))]
-        return torch.stack([torch.zeros(self.config.address_dim)] + rows)
+        return torch.stack([torch.zeros(self.config.address_dim, device=self.device)] + rows)
 
     def _kind_table(self) -> torch.Tensor:
-        return torch.tensor([0] + [BY_NAME[a.kind].type_id for a in self.addresses], dtype=torch.long)
+        return torch.tensor([0] + [BY_NAME[a.kind].type_id for a in self.addresses], dtype=torch.long,
+                            device=self.device)
 
     def _previous_value_embeddings(self, samples: list[list[Choice]], previous: torch.Tensor) -> torch.Tensor:
         """(steps, batch, value_dim): each position's embedding of the value chosen one step earlier."""
-        embedded = torch.zeros(previous.shape + (self.config.value_dim,))
+        device = self.device
+        embedded = torch.zeros(previous.shape + (self.config.value_dim,), device=device)
         for slot in torch.unique(previous[previous > 0]).tolist():
             step_index, row_index = torch.nonzero(previous == slot, as_tuple=True)
             address = self.addresses[slot - 1]
             choices = [samples[b][t - 1] for t, b in zip(step_index.tolist(), row_index.tolist())]
             values = in_prior_units(address.kind, stacked_values(choices, address), prior_params(choices, address))
-            vectors = self.value_embeddings[f"a{slot - 1}"](values.float().reshape(len(values), -1))
-            embedded = embedded.index_put((step_index, row_index), vectors)
+            vectors = self.value_embeddings[f"a{slot - 1}"](values.float().reshape(len(values), -1).to(device))
+            embedded = embedded.index_put((step_index.to(device), row_index.to(device)), vectors)
         return embedded

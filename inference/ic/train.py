@@ -61,14 +61,17 @@ class Trainer:
         network_config: sizes of a new network (ignored when resuming).
         config: optimisation settings.
         checkpoint: where checkpoints go; with ``resume`` an existing one is loaded first.
+        device: where the network trains (``"cpu"``, ``"cuda"``, ``"cuda:1"``); checkpoints
+            load on the CPU whatever device wrote them.
     """
 
     def __init__(self, source: Any, network_config: Optional[NetworkConfig] = None,
                  config: Optional[TrainingConfig] = None, checkpoint: Optional[str] = None,
-                 resume: bool = False) -> None:
+                 resume: bool = False, device: str | torch.device = "cpu") -> None:
         self.source = source
         self.config = config or TrainingConfig()
         self.checkpoint = checkpoint
+        self.device = torch.device(device)
         self.progress: dict[str, Any] = {"traces": 0, "steps": 0, "seconds": 0.0, "loss": [],
                                          "validation": []}
         self.validation: list[Trace] = []
@@ -76,6 +79,7 @@ class Trainer:
             if checkpoint is None:
                 raise ValueError("resuming needs the checkpoint to resume from")
             self.network, content = load_checkpoint(checkpoint)
+            self.network.to(self.device)
             self.optimizer = self._optimizer()
             if content.get("optimizer"):
                 self.optimizer.load_state_dict(content["optimizer"])
@@ -94,7 +98,7 @@ class Trainer:
             self.validation.extend(self.source.next_batch())
         self.validation = self.validation[:self.config.validation_size]
         if self.network is None:
-            self.network = InferenceNetwork.for_traces(self.network_config, self.validation)
+            self.network = InferenceNetwork.for_traces(self.network_config, self.validation).to(self.device)
             self.optimizer = self._optimizer()
 
     def _learn_addresses(self, traces: list[Trace]) -> None:

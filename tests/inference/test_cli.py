@@ -117,6 +117,12 @@ def _datasets(group: h5py.Group) -> list[h5py.Dataset]:
      "does not exist"),
     (["prior", "--model", "simulators.gaussian:model", "--precision", "float32"],
      "--precision float32 is only used with --out PATH"),
+    (["train", "--model", "simulators.gaussian:model", "--out", "n.ckpt", "--device", "cuda:99"],
+     "argument --device: 'cuda:99': torch"),
+    (["train", "--model", "simulators.gaussian:model", "--out", "n.ckpt", "--device", "mps"],
+     "argument --device: 'mps': the network trains on cpu or cuda, not mps"),
+    (["train", "--model", "simulators.gaussian:model", "--out", "n.ckpt", "--device", "gpu0"],
+     "argument --device: 'gpu0' is not a device: use cpu, cuda or cuda:N"),
 ])
 def test_bad_input_gives_a_clear_error(args, message, capsys):
     threads = torch.get_num_threads()
