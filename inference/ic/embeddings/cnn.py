@@ -54,7 +54,9 @@ class ConvEmbedding(nn.Module):
     positive part is noise; ``clusters=True`` (the ``cnn-clusters`` kind) adds
     instead the positions and energies of the image's most energetic clusters
     above its noise (``ClusterFeatures``; images without a channel axis, a
-    volume's last axis its depth).
+    volume's last axis its depth). Neither paid on the tau calorimeter after
+    250k training traces: held-out loss 0.11 +- 0.04 nats per trace above the
+    grid alone, at 93% of its training rate (``benchmarks.tau_network_comparison``).
 
     Works for 2D images (H, W) and 3D volumes (D, H, W), optionally with a leading
     channel axis.
