@@ -95,12 +95,14 @@ class ConvEmbedding(nn.Module):
         self.project = nn.Linear(features, embedding_dim)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        features = [] if self.clusters is None else [self.clusters(observations)]
+        images = observations
         if not self.has_channels:
             observations = observations.unsqueeze(1)
         first = self.first(observations)
         second = self.second(first)
-        features.insert(0, self.pool(second).flatten(1))
+        features = [self.pool(second).flatten(1)]
+        if self.clusters is not None:
+            features.append(self.clusters(images))
         if self.moments is not None:
             maps = (observations.clamp(min=0.0), first, second)
             features += [moments(level) for moments, level in zip(self.moments, maps)]
