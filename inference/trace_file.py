@@ -12,9 +12,10 @@ Version 1, every dataset one-dimensional, *n* traces, *r* records::
     address, name         int32 (r): indices into strings, name -1 for none
     distribution_type     uint8 (r): PPX distribution union id, 0 for tags
     control               uint8 (r)
-    values/, params/      ragged tensors: data float64 (values and params
-    results/                float32 when written so), offsets int64, shapes
-                            int32, shape_offsets int64 (see RaggedTensors)
+    values/, params/      ragged tensors: data float64 (float32 in values/ and
+    results/                params/ when written with precision float32),
+                            offsets int64, shapes int32, shape_offsets int64
+                            (see RaggedTensors)
                           and, once a group holds a sparse tensor, sparse uint8
                           (one flag per tensor), coordinates int32 and
                           coordinate_offsets int64: sparse observed images and

@@ -284,7 +284,7 @@ class InferenceNetwork(nn.Module):
         """The embedding of the previous sample's ``values``, given ``in_prior_units``."""
         if key is None:
             return torch.zeros(count, self.config.value_dim, device=self.device)
-        return self.value_embeddings[f"a{self.address_index[key]}"](values.float().reshape(count, -1))
+        return self.value_embeddings[f"a{self.address_index[key]}"](values.float().reshape(count, -1).to(self.device))
 
     def step_input(self, observation_embedding: torch.Tensor, key: str, previous_key: Optional[str],
                    previous_values: Optional[torch.Tensor]) -> torch.Tensor:
@@ -354,12 +354,12 @@ class InferenceNetwork(nn.Module):
         for b, choices in enumerate(samples):
             slots[:len(choices), b] = torch.tensor([self.address_index[c.key] + 1 for c in choices], device="cpu")
         previous = torch.cat([torch.zeros(1, batch, dtype=torch.long, device="cpu"), slots[:-1]])
-        here, previous_here = slots.to(device), previous.to(device)
+        slots_there, previous_there = slots.to(device), previous.to(device)
         addresses, kinds = self._address_table(), self._kind_table()
         inputs = torch.cat([
             observation_embedding.unsqueeze(0).expand(steps, -1, -1),
-            addresses[here], addresses[previous_here],
-            self.kind_embedding(kinds[here]), self.kind_embedding(kinds[previous_here]),
+            addresses[slots_there], addresses[previous_there],
+            self.kind_embedding(kinds[slots_there]), self.kind_embedding(kinds[previous_there]),
             self._previous_value_embeddings(samples, previous),
         ], dim=2)
         packed = nn.utils.rnn.pack_padded_sequence(inputs, [len(c) for c in samples], enforce_sorted=False)
