@@ -103,11 +103,12 @@ def test_branching_ic_beats_prior_importance_sampling_tenfold(branching_trainer)
         assert abs(probabilities.get(count, 0.0) - p) < 4.5 * math.sqrt(p * (1 - p) / ic.ess) + resolution
 
 
-def test_offline_training_from_trace_files(tmp_path):
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_offline_training_from_trace_files(tmp_path, precision):
     simulator = LocalSimulator(gaussian.model)
     paths = [tmp_path / "a.h5", tmp_path / "b.h5"]
     for path in paths:
-        write_traces(path, simulator.prior(640), model_name="gaussian")
+        write_traces(path, simulator.prior(640), model_name="gaussian", precision=precision)
     source = OfflineSource(paths, batch_size=64, seed=0)
     assert len(source) == 1280
     trainer = Trainer(source, SMALL, TrainingConfig(validation_size=64, validate_every=640))
