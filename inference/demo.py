@@ -46,8 +46,10 @@ class DemoConfig:
         seed: seeds the ground-truth event and the engine.
         batch_size: training batch size.
         lstm_dim: IC network LSTM size.
+        observation_dim: IC network observation embedding size.
+        learning_rate: Adam's step size while training.
         network: a trained IC checkpoint to use instead of training one (``train_traces``,
-            ``batch_size`` and ``lstm_dim`` are then not used).
+            ``batch_size``, ``lstm_dim``, ``observation_dim`` and ``learning_rate`` are then not used).
         image_source: ``showers`` or ``likelihood``, passed to the simulators as
             ``--image-source`` and used for the ground-truth event; a network trained on
             likelihood images (README's longer run) is meant for ``likelihood``.
@@ -64,6 +66,8 @@ class DemoConfig:
     seed: int = 1
     batch_size: int = 32
     lstm_dim: int = 64
+    observation_dim: int = 64
+    learning_rate: float = 3e-3
     network: Optional[str] = None
     image_source: str = "showers"
     adapt_rounds: int = 0
@@ -71,9 +75,11 @@ class DemoConfig:
     def __post_init__(self) -> None:
         from simulators.tau_decay import IMAGE_SOURCES
 
-        for name in ("workers", "train_traces", "traces", "batch_size", "lstm_dim"):
+        for name in ("workers", "train_traces", "traces", "batch_size", "lstm_dim", "observation_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"demo {name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"demo learning-rate must be positive, got {self.learning_rate}")
         if self.adapt_rounds < 0:
             raise ValueError(f"demo adapt-rounds must be 0 or more, got {self.adapt_rounds}")
         if self.image_source not in IMAGE_SOURCES:
@@ -127,8 +133,8 @@ def _train(pool: SimulatorPool, config: DemoConfig, progress: bool) -> tuple[Inf
     """A briefly trained network, written to ``out/network.ckpt``, and its training progress."""
     source = OnlineSource(pool, config.batch_size)
     try:
-        trainer = Trainer(source, NetworkConfig(lstm_dim=config.lstm_dim),
-                          TrainingConfig(batch_size=config.batch_size,
+        trainer = Trainer(source, NetworkConfig(lstm_dim=config.lstm_dim, observation_dim=config.observation_dim),
+                          TrainingConfig(batch_size=config.batch_size, learning_rate=config.learning_rate,
                                          validation_size=min(128, config.train_traces),
                                          validate_every=max(config.batch_size, config.train_traces // 10)),
                           checkpoint=str(Path(config.out) / "network.ckpt"))

@@ -24,6 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"training batch size (default {defaults.batch_size})")
     parser.add_argument("--lstm-dim", type=int, default=defaults.lstm_dim,
                         help=f"IC network LSTM size (default {defaults.lstm_dim})")
+    parser.add_argument("--observation-dim", type=int, default=defaults.observation_dim,
+                        help=f"IC network observation embedding size (default {defaults.observation_dim})")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                        help=f"Adam learning rate while training (default {defaults.learning_rate:g})")
     parser.add_argument("--network", metavar="CKPT", default=None,
                         help="use this trained IC checkpoint (from ppx train) instead of training one")
     parser.add_argument("--image-source", choices=("showers", "likelihood"), default=defaults.image_source,
@@ -43,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("ppx demo generates its own ground-truth event; --observe is not used")
     config = DemoConfig(out=args.out, simulator=args.simulator, workers=args.workers,
                         train_traces=args.train_traces, traces=args.num_traces, seed=args.seed,
-                        batch_size=args.batch_size, lstm_dim=args.lstm_dim, network=args.network,
+                        batch_size=args.batch_size, lstm_dim=args.lstm_dim,
+                        observation_dim=args.observation_dim, learning_rate=args.learning_rate, network=args.network,
                         image_source=args.image_source, adapt_rounds=args.adapt_rounds)
     summary = run_demo(config, progress=not args.quiet)
     table = summary.pop("table")

@@ -25,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "directories of shards from `ppx prior --shard-size`")
     parser.add_argument("--resume", action="store_true", help="continue training the checkpoint at --out")
     parser.add_argument("--batch-size", type=int, default=64, help="traces per training step (default 64)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--learning-rate", type=float, default=TrainingConfig.learning_rate,
+                        help=f"Adam learning rate (default {TrainingConfig.learning_rate:g})")
     parser.add_argument("--validation-size", type=int, default=256, help="held-out traces (default 256)")
     parser.add_argument("--checkpoint-every", type=float, default=300.0,
                         help="seconds between checkpoints (default 300; one is always written at the end)")

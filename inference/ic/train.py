@@ -39,7 +39,7 @@ class TrainingConfig:
     """
 
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     validation_size: int = 256
     validate_every: int = 2048
     checkpoint_every: float = 300.0

@@ -12,6 +12,7 @@ import time
 import pytest
 import torch
 
+from inference.ic import TrainingConfig
 from tests.distributed.conftest import GLOBAL_BATCH, TINY, ppx_train
 
 SURVIVOR_DEADLINE = 30.0
@@ -41,7 +42,7 @@ def test_killed_rank_fails_the_job_cleanly_and_it_resumes(branching_file, tmp_pa
     done = saved["progress"]["traces"]
     assert done > 0 and saved["progress"]["world_size"] == 2
     assert saved["progress"]["large_batch"]["optimizer"] == "lamb"
-    assert saved["progress"]["training"]["learning_rate"] == pytest.approx(1e-3 * 2 ** 0.5)
+    assert saved["progress"]["training"]["learning_rate"] == pytest.approx(TrainingConfig.learning_rate * 2 ** 0.5)
     target = done + 4 * GLOBAL_BATCH
     resumed = ppx_train(*args, "--resume", "--nproc", "2", "-n", str(target))
     _, stderr = resumed.communicate(timeout=100)

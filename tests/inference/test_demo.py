@@ -19,7 +19,8 @@ def demo(*arguments):
 @pytest.fixture(scope="module")
 def demo_output(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    run = demo("--train-traces", "64", "-n", "12", "--batch-size", "16", "--lstm-dim", "16", "--out", str(out))
+    run = demo("--train-traces", "64", "-n", "12", "--batch-size", "16", "--lstm-dim", "16", "--observation-dim", "8",
+               "--learning-rate", "3e-3", "--out", str(out))
     assert run.returncode == 0, run.stderr
     return out, json.loads(run.stdout)
 
@@ -36,6 +37,8 @@ def test_demo_runs_end_to_end_and_writes_its_outputs(demo_output):
     assert arviz.from_netcdf(out / "posterior.nc").posterior["px"].size == 12
     checkpoint = torch.load(out / "network.ckpt", weights_only=True)
     assert len(checkpoint["addresses"]) >= 4
+    assert (checkpoint["config"]["lstm_dim"], checkpoint["config"]["observation_dim"]) == (16, 8)
+    assert summary["config"]["learning_rate"] == 3e-3
     assert json.loads((out / "summary.json").read_text())["truth"]["channel_name"]
 
 
@@ -61,6 +64,16 @@ def test_demo_refuses_negative_adaptation_rounds(tmp_path):
     run = demo("--adapt-rounds", "-1", "--out", str(tmp_path / "out"))
     assert run.returncode != 0
     assert "adapt-rounds must be 0 or more, got -1" in run.stderr
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--learning-rate", "0", "learning-rate must be positive, got 0.0"),
+    ("--observation-dim", "0", "observation-dim must be positive, got 0"),
+])
+def test_demo_names_a_bad_training_setting(tmp_path, flag, value, message):
+    run = demo(flag, value, "--out", str(tmp_path / "out"))
+    assert run.returncode != 0
+    assert message in run.stderr
 
 
 def test_demo_names_a_missing_network(tmp_path):
