@@ -14,11 +14,13 @@ from inference.ic.config import NetworkConfig
 from inference.ic.network import Address, InferenceNetwork
 
 FORMAT = "ppx-ic-network"
-VERSION = 4
+VERSION = 5
 """2: Uniform and Beta heads read out mean and concentration, not alpha and beta, and value
 embeddings read values relative to their prior. 3: log-normal heads learn how far to follow
 their prior's centre (``centre_weight``). 4: that weight is stored as ``centre_drop``, which
-moves it ten times faster."""
+moves it ten times faster. 5: heads mix their proposals with the prior by a fitted
+``prior_weight``; a version-4 checkpoint loads with every weight 0, as it was written."""
+READABLE_VERSIONS = (4, VERSION)
 
 
 def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,
@@ -62,12 +64,18 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[InferenceNetwork, dict[str
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ValueError(f"{path} is not an IC network checkpoint (format {content.get('format')!r})"
                          if isinstance(content, dict) else f"{path} is not an IC network checkpoint")
-    if content.get("version") != VERSION:
-        raise ValueError(f"{path} has checkpoint version {content.get('version')}, this engine reads {VERSION}")
+    if content.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"{path} has checkpoint version {content.get('version')}, this engine reads "
+                         f"{' and '.join(map(str, READABLE_VERSIONS))}")
     network = InferenceNetwork(NetworkConfig(**content["config"]),
                                {name: tuple(shape) for name, shape in content["observation_shapes"].items()},
                                content.get("sparse_observations", ()))
     for address in content["addresses"]:
         network.add_address(Address(**address))
-    network.load_state_dict(content["state_dict"])
+    missing, unexpected = network.load_state_dict(content["state_dict"], strict=False)
+    if content["version"] < 5:
+        missing = [key for key in missing if not key.endswith(".prior_weight")]
+    if missing or unexpected:
+        raise ValueError(f"{path} does not match the network its metadata describes: missing "
+                         f"{', '.join(missing) or 'nothing'}, unexpected {', '.join(unexpected) or 'nothing'}")
     return network, content

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from torch import nn
 from inference.ic.config import NetworkConfig
 from inference.ic.embeddings import default_embedding, make_embedding
 from inference.ic.proposals import make_head
+from inference.ic.proposals.prior_mixture import PriorMixture, fit_prior_weight, prior_distribution
 from inference.sparse import SparseTensor
 from inference.trace import Choice, Trace
 from ppx.distributions import BY_NAME, KINDS
@@ -112,6 +113,16 @@ def in_prior_units(kind: str, values: torch.Tensor, params: tuple[torch.Tensor, 
         loc, scale = params
         return (torch.log(values.clamp_min(1e-30)) - loc) / scale
     return values
+
+
+class _Sites(NamedTuple):
+    """Every site of one address in a batch of traces: their rows, proposal, values and prior parameters."""
+
+    address: Address
+    rows: torch.Tensor
+    proposal: torch.distributions.Distribution
+    values: torch.Tensor
+    params: tuple[torch.Tensor, ...]
 
 
 class InferenceNetwork(nn.Module):
@@ -305,7 +316,12 @@ class InferenceNetwork(nn.Module):
         The head also reads the observation embedding directly: the LSTM's saturating
         gates alone extrapolate poorly to observations in the tails of the training data.
         """
-        return self.heads[f"a{self.address_index[key]}"](torch.cat([hidden, observation_embedding], dim=1), params)
+        head = self.heads[f"a{self.address_index[key]}"]
+        proposal = head(torch.cat([hidden, observation_embedding], dim=1), params)
+        if not bool(head.prior_weight.any()):
+            return proposal
+        kind = self.addresses[self.address_index[key]].kind
+        return PriorMixture(proposal, prior_distribution(kind, params), head.prior_weight)
 
     # ---- training ----------------------------------------------------------------------------
 
@@ -334,12 +350,40 @@ class InferenceNetwork(nn.Module):
         which on CPU costs more than the network for simulators whose rejection
         loops make nearly every trace's sequence unique.)
         """
+        device = self.device
+        log_q = torch.zeros(len(traces), dtype=torch.float64, device=device)
+        rows, sites = self._site_proposals(traces, observation_embedding)
+        if not rows:
+            return log_q.requires_grad_()
+        per_row = torch.zeros(len(rows), dtype=torch.float64, device=device)
+        for site in sites:
+            site_log_q = site.proposal.log_prob(site.values).reshape(len(site.values), -1).sum(1)
+            per_row = per_row.index_add(0, site.rows, site_log_q.double())
+            if per_address is not None:
+                per_address[site.address.key] = per_address.get(site.address.key, 0.0) - float(site_log_q.sum())
+        return log_q.index_put((torch.tensor(rows, device=device),), per_row)
+
+    def fit_prior_weights(self, traces: Sequence[Trace]) -> None:
+        """Set each head's ``prior_weight`` to the mixture weight that best fits ``traces``
+        (those of its addresses that occur there; others keep theirs)."""
+        with torch.no_grad():
+            for site in self._site_proposals(traces, None, mixed=False)[1]:
+                count = len(site.values)
+                own = site.proposal.log_prob(site.values).reshape(count, -1)
+                prior = prior_distribution(site.address.kind, site.params).log_prob(site.values).reshape(count, -1)
+                weight = fit_prior_weight(own.double().cpu().numpy(), prior.double().cpu().numpy())
+                self.heads[f"a{self.address_index[site.address.key]}"].prior_weight.copy_(torch.from_numpy(weight))
+
+    def _site_proposals(self, traces: Sequence[Trace], observation_embedding: Optional[torch.Tensor],
+                        mixed: bool = True) -> tuple[list[int], list["_Sites"]]:
+        """The traces with something to propose (their indices, the rows of what follows), and
+        per address the proposal at all its sites in them. ``mixed=False`` leaves out the
+        mixture with the prior."""
         samples = [[c for c in controlled_samples(trace) if self.knows(c.key)] for trace in traces]
         lengths = [len(choices) for choices in samples]
         device = self.device
-        log_q = torch.zeros(len(traces), dtype=torch.float64, device=device)
         if max(lengths, default=0) == 0:
-            return log_q.requires_grad_()
+            return [], []
         if observation_embedding is None:
             observation_embedding = self.embed_observations([observed_values(t) for t in traces])
         else:
@@ -364,21 +408,18 @@ class InferenceNetwork(nn.Module):
         ], dim=2)
         packed = nn.utils.rnn.pack_padded_sequence(inputs, [len(c) for c in samples], enforce_sorted=False)
         outputs, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], total_length=steps)
-        per_row = torch.zeros(batch, dtype=torch.float64, device=device)
+        sites = []
         for slot in torch.unique(slots[slots > 0]).tolist():
             step_index, row_index = torch.nonzero(slots == slot, as_tuple=True)
             address = self.addresses[slot - 1]
             choices = [samples[b][t] for t, b in zip(step_index.tolist(), row_index.tolist())]
             step_index, row_index = step_index.to(device), row_index.to(device)
             params = tuple(param.to(device) for param in prior_params(choices, address))
-            proposal = self.proposal(address.key, outputs[step_index, row_index],
-                                     observation_embedding[row_index], params)
-            values = stacked_values(choices, address).to(device)
-            site_log_q = proposal.log_prob(values).reshape(len(choices), -1).sum(1)
-            per_row = per_row.index_add(0, row_index, site_log_q.double())
-            if per_address is not None:
-                per_address[address.key] = per_address.get(address.key, 0.0) - float(site_log_q.sum())
-        return log_q.index_put((torch.tensor(rows, device=device),), per_row)
+            hidden, embedding = outputs[step_index, row_index], observation_embedding[row_index]
+            proposal = (self.proposal(address.key, hidden, embedding, params) if mixed else
+                        self.heads[f"a{slot - 1}"](torch.cat([hidden, embedding], dim=1), params))
+            sites.append(_Sites(address, row_index, proposal, stacked_values(choices, address).to(device), params))
+        return rows, sites
 
     def _address_table(self) -> torch.Tensor:
         """Address embeddings as one matrix, row 0 (no address) zero."""

@@ -107,10 +107,13 @@ class Trainer:
             self.optimizer.param_groups[0]["params"].extend(new)
 
     def validation_loss(self) -> float:
+        """The validation traces' loss; then each head's mixture with its prior is refitted to
+        them, so that the loss reported is that of weights fitted before this network state."""
         self._learn_addresses(self.validation)
         self.network.eval()
         with torch.no_grad():
             loss = float(self.network.loss(self.validation))
+            self.network.fit_prior_weights(self.validation)
         self.network.train()
         return loss
 

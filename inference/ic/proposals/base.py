@@ -13,7 +13,8 @@ class ProposalHead(nn.Module):
     of elements of its values (``numel``). ``forward(hidden, prior_params)``
     returns a distribution whose ``log_prob(values)`` is (B, numel) and whose
     ``sample()`` is (B, numel); ``prior_params`` are the prior's parameters for
-    each of the B traces, each of shape (B, numel) (broadcast beforehand).
+    each of the B traces, each of shape (B, numel) (broadcast beforehand). The
+    network mixes that distribution with the prior by the head's ``prior_weight``.
     """
 
     outputs_per_element: int = 1
@@ -23,6 +24,9 @@ class ProposalHead(nn.Module):
         self.numel = numel
         self.components = components
         self.read_out = nn.Linear(hidden_dim, numel * components * self.outputs_per_element)
+        # Per element, the prior's share of the proposal (``inference.ic.proposals.prior_mixture``):
+        # fitted on validation traces, not trained; 0 until the first fit.
+        self.register_buffer("prior_weight", torch.zeros(numel, dtype=torch.float64))
 
     def _outputs(self, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The read-out split into ``outputs_per_element`` tensors of shape (B, numel, components)."""
