@@ -310,15 +310,16 @@ class InferenceNetwork(nn.Module):
         ], dim=1)
 
     def proposal(self, key: str, hidden: torch.Tensor, observation_embedding: torch.Tensor,
-                 params: tuple[torch.Tensor, ...]):
-        """The proposal distribution at address ``key`` for LSTM outputs ``hidden`` (B, lstm_dim).
+                 params: tuple[torch.Tensor, ...], mixed: bool = True):
+        """The proposal distribution at address ``key`` for LSTM outputs ``hidden`` (B, lstm_dim):
+        the head's, mixed with the prior by its ``prior_weight`` unless ``mixed`` is False.
 
         The head also reads the observation embedding directly: the LSTM's saturating
         gates alone extrapolate poorly to observations in the tails of the training data.
         """
         head = self.heads[f"a{self.address_index[key]}"]
         proposal = head(torch.cat([hidden, observation_embedding], dim=1), params)
-        if not bool(head.prior_weight.any()):
+        if not mixed or not bool(head.prior_weight.any()):
             return proposal
         kind = self.addresses[self.address_index[key]].kind
         return PriorMixture(proposal, prior_distribution(kind, params), head.prior_weight)
@@ -375,10 +376,9 @@ class InferenceNetwork(nn.Module):
                 self.heads[f"a{self.address_index[site.address.key]}"].prior_weight.copy_(torch.from_numpy(weight))
 
     def _site_proposals(self, traces: Sequence[Trace], observation_embedding: Optional[torch.Tensor],
-                        mixed: bool = True) -> tuple[list[int], list["_Sites"]]:
+                        mixed: bool = True) -> tuple[list[int], list[_Sites]]:
         """The traces with something to propose (their indices, the rows of what follows), and
-        per address the proposal at all its sites in them. ``mixed=False`` leaves out the
-        mixture with the prior."""
+        per address the proposal at all its sites in them (``mixed`` as for ``proposal``)."""
         samples = [[c for c in controlled_samples(trace) if self.knows(c.key)] for trace in traces]
         lengths = [len(choices) for choices in samples]
         device = self.device
@@ -415,9 +415,8 @@ class InferenceNetwork(nn.Module):
             choices = [samples[b][t] for t, b in zip(step_index.tolist(), row_index.tolist())]
             step_index, row_index = step_index.to(device), row_index.to(device)
             params = tuple(param.to(device) for param in prior_params(choices, address))
-            hidden, embedding = outputs[step_index, row_index], observation_embedding[row_index]
-            proposal = (self.proposal(address.key, hidden, embedding, params) if mixed else
-                        self.heads[f"a{slot - 1}"](torch.cat([hidden, embedding], dim=1), params))
+            proposal = self.proposal(address.key, outputs[step_index, row_index], observation_embedding[row_index],
+                                     params, mixed)
             sites.append(_Sites(address, row_index, proposal, stacked_values(choices, address).to(device), params))
         return rows, sites
 
