@@ -67,7 +67,7 @@ def _site_log_q(network, traces, key):
     return -per_address[key] / len(traces)
 
 
-def test_a_head_worse_than_its_prior_gives_way_to_it(tmp_path):
+def test_a_head_worse_than_its_prior_gives_way_to_it():
     network = barely_train(gaussian.model).network
     traces = LocalSimulator(gaussian.model).prior(400)
     key = controlled_samples(traces[0])[0].key
