@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -48,8 +48,12 @@ class DemoConfig:
         lstm_dim: IC network LSTM size.
         observation_dim: IC network observation embedding size.
         learning_rate: Adam's step size while training.
+        embeddings: observation embedding kind per observed name (``inference.ic.embeddings``),
+            e.g. ``{"calorimeter": "cnn-clusters"}``; unnamed observations get their shape's default.
+        device: where the network trains, ``cpu`` or ``cuda[:N]``; it proposes on the CPU.
         network: a trained IC checkpoint to use instead of training one (``train_traces``,
-            ``batch_size``, ``lstm_dim``, ``observation_dim`` and ``learning_rate`` are then not used).
+            ``batch_size``, ``lstm_dim``, ``observation_dim``, ``learning_rate``, ``embeddings``
+            and ``device`` are then not used).
         image_source: ``showers`` or ``likelihood``, passed to the simulators as
             ``--image-source`` and used for the ground-truth event; a network trained on
             likelihood images (README's longer run) is meant for ``likelihood``.
@@ -68,6 +72,8 @@ class DemoConfig:
     lstm_dim: int = 64
     observation_dim: int = 64
     learning_rate: float = 3e-3
+    embeddings: dict[str, str] = field(default_factory=dict)
+    device: str = "cpu"
     network: Optional[str] = None
     image_source: str = "showers"
     adapt_rounds: int = 0
@@ -133,13 +139,14 @@ def _train(pool: SimulatorPool, config: DemoConfig, progress: bool) -> tuple[Inf
     """A briefly trained network, written to ``out/network.ckpt``, and its training progress."""
     source = OnlineSource(pool, config.batch_size)
     try:
-        trainer = Trainer(source, NetworkConfig(lstm_dim=config.lstm_dim, observation_dim=config.observation_dim),
+        trainer = Trainer(source, NetworkConfig(lstm_dim=config.lstm_dim, observation_dim=config.observation_dim,
+                                                embeddings=config.embeddings),
                           TrainingConfig(batch_size=config.batch_size, learning_rate=config.learning_rate,
                                          validation_size=min(128, config.train_traces),
                                          validate_every=max(config.batch_size, config.train_traces // 10)),
-                          checkpoint=str(Path(config.out) / "network.ckpt"))
+                          checkpoint=str(Path(config.out) / "network.ckpt"), device=config.device)
         training = trainer.train(config.train_traces, progress_bar=progress)
-        return trainer.network, training
+        return trainer.network.cpu(), training
     finally:
         source.close()
 

@@ -70,6 +70,47 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_network_placement_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where an IC network trains and how it reads each observation: ``--device``, ``--embedding``."""
+    parser.add_argument("--device", default="cpu", type=training_device,
+                        help="where the network trains: cpu (default), cuda or cuda:N (one process; "
+                             "checkpoints load on any machine)")
+    parser.add_argument("--embedding", action="append", default=[], metavar="NAME=KIND",
+                        help="observation embedding for an observed name: feedforward, cnn, cnn-moments, "
+                             "cnn-clusters or sparse3d (default chosen by shape; repeatable)")
+
+
+def training_device(text: str) -> "torch.device":
+    """``--device``'s value as a torch device that this machine has."""
+    import torch
+    try:
+        device = torch.device(text)
+    except RuntimeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu, cuda or cuda:N") from err
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the network trains on cpu or cuda, not {device.type}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count or count == 0:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: torch {torch.__version__} sees {count} CUDA device(s) here")
+    return device
+
+
+def embedding_kinds(items: list[str]) -> dict[str, str]:
+    """Observed name -> embedding kind from ``--embedding NAME=KIND`` arguments, kinds checked."""
+    from inference.ic.embeddings import EMBEDDINGS
+
+    kinds = {}
+    for item in items:
+        name, kind = split_assignment(item, "--embedding", "NAME=KIND", "calorimeter=cnn")
+        if kind not in EMBEDDINGS:
+            raise ValueError(f"--embedding {item}: unknown embedding {kind!r}; choose from "
+                             f"{', '.join(sorted(EMBEDDINGS))}")
+        kinds[name] = kind
+    return kinds
+
+
 def observations_from(args: argparse.Namespace) -> dict[str, np.ndarray]:
     observations = load_observation_file(args.observe_file) if args.observe_file else {}
     for item in args.observe:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from inference.cli.common import add_common_arguments, emit
+from inference.cli.common import add_common_arguments, add_network_placement_arguments, embedding_kinds, emit
 from inference.demo import DemoConfig, run_demo
 
 
@@ -28,6 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"IC network observation embedding size (default {defaults.observation_dim})")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                         help=f"Adam learning rate while training (default {defaults.learning_rate:g})")
+    add_network_placement_arguments(parser)
     parser.add_argument("--network", metavar="CKPT", default=None,
                         help="use this trained IC checkpoint (from ppx train) instead of training one")
     parser.add_argument("--image-source", choices=("showers", "likelihood"), default=defaults.image_source,
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     config = DemoConfig(out=args.out, simulator=args.simulator, workers=args.workers,
                         train_traces=args.train_traces, traces=args.num_traces, seed=args.seed,
                         batch_size=args.batch_size, lstm_dim=args.lstm_dim,
-                        observation_dim=args.observation_dim, learning_rate=args.learning_rate, network=args.network,
+                        observation_dim=args.observation_dim, learning_rate=args.learning_rate,
+                        embeddings=embedding_kinds(args.embedding), device=str(args.device), network=args.network,
                         image_source=args.image_source, adapt_rounds=args.adapt_rounds)
     summary = run_demo(config, progress=not args.quiet)
     table = summary.pop("table")

@@ -7,8 +7,8 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from inference.cli.common import (add_common_arguments, configure_process, emit, open_simulator, positive_int,
-                                  split_assignment)
+from inference.cli.common import (add_common_arguments, add_network_placement_arguments, configure_process,
+                                  embedding_kinds, emit, open_simulator, positive_int)
 from inference.ic import NetworkConfig, OfflineSource, OnlineSource, Trainer, TrainingConfig
 from inference.trace_shards import dataset_paths
 
@@ -34,12 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--observation-dim", type=int, default=64,
                         help="observation embedding size (default 64)")
     parser.add_argument("--components", type=int, default=5, help="proposal mixture components (default 5)")
-    parser.add_argument("--device", default="cpu", type=training_device,
-                        help="where the network trains: cpu (default), cuda or cuda:N (one process; "
-                             "checkpoints load on any machine)")
-    parser.add_argument("--embedding", action="append", default=[], metavar="NAME=KIND",
-                        help="observation embedding for an observed name: feedforward, cnn, cnn-moments, "
-                             "cnn-clusters or sparse3d (default chosen by shape)")
+    add_network_placement_arguments(parser)
     _add_distributed_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -67,31 +62,6 @@ def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
                        help="steps of linear learning-rate warm-up (default 0)")
 
 
-def training_device(text: str) -> "torch.device":
-    """``--device``'s value as a torch device that this machine has."""
-    import torch
-    try:
-        device = torch.device(text)
-    except RuntimeError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu, cuda or cuda:N") from err
-    if device.type not in ("cpu", "cuda"):
-        raise argparse.ArgumentTypeError(f"{text!r}: the network trains on cpu or cuda, not {device.type}")
-    if device.type == "cuda":
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count or count == 0:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: torch {torch.__version__} sees {count} CUDA device(s) here")
-    return device
-
-
-def _embeddings(items: list[str]) -> dict[str, str]:
-    embeddings = {}
-    for item in items:
-        name, kind = split_assignment(item, "--embedding", "NAME=KIND", "calorimeter=cnn")
-        embeddings[name] = kind
-    return embeddings
-
-
 def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise ValueError("--out PATH is required: where the network checkpoint is written")
@@ -116,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     training = TrainingConfig(batch_size=args.batch_size, learning_rate=args.learning_rate,
                               validation_size=args.validation_size, checkpoint_every=args.checkpoint_every)
     network = NetworkConfig(lstm_dim=args.lstm_dim, observation_dim=args.observation_dim,
-                            components=args.components, embeddings=_embeddings(args.embedding))
+                            components=args.components, embeddings=embedding_kinds(args.embedding))
     started = time.perf_counter()
     with ExitStack() as stack:
         if args.dataset:
@@ -181,7 +151,7 @@ def _train_as_rank(args: argparse.Namespace) -> int:
     training = TrainingConfig(batch_size=args.batch_size, learning_rate=args.learning_rate,
                               validation_size=args.validation_size, checkpoint_every=args.checkpoint_every)
     network = NetworkConfig(lstm_dim=args.lstm_dim, observation_dim=args.observation_dim,
-                            components=args.components, embeddings=_embeddings(args.embedding))
+                            components=args.components, embeddings=embedding_kinds(args.embedding))
     started = time.perf_counter()
     with process_group(distributed) as group, ExitStack() as stack:
         tag_log_records(group.rank)

@@ -20,7 +20,8 @@ def demo(*arguments):
 def demo_output(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     run = demo("--train-traces", "64", "-n", "12", "--batch-size", "16", "--lstm-dim", "16", "--observation-dim", "8",
-               "--learning-rate", "3e-3", "--out", str(out))
+               "--learning-rate", "3e-3", "--embedding", "calorimeter=cnn-clusters", "--device", "cpu",
+               "--out", str(out))
     assert run.returncode == 0, run.stderr
     return out, json.loads(run.stdout)
 
@@ -38,6 +39,7 @@ def test_demo_runs_end_to_end_and_writes_its_outputs(demo_output):
     checkpoint = torch.load(out / "network.ckpt", weights_only=True)
     assert len(checkpoint["addresses"]) >= 4
     assert (checkpoint["config"]["lstm_dim"], checkpoint["config"]["observation_dim"]) == (16, 8)
+    assert checkpoint["config"]["embeddings"] == {"calorimeter": "cnn-clusters"}
     assert summary["config"]["learning_rate"] == 3e-3
     assert json.loads((out / "summary.json").read_text())["truth"]["channel_name"]
 
@@ -74,6 +76,19 @@ def test_demo_names_a_bad_training_setting(tmp_path, flag, value, message):
     run = demo(flag, value, "--out", str(tmp_path / "out"))
     assert run.returncode != 0
     assert message in run.stderr
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--embedding", "calorimeter=bogus", "--embedding calorimeter=bogus: unknown embedding 'bogus'"),
+    ("--embedding", "calorimeter", "--embedding expects NAME=KIND"),
+    ("--device", "tpu", "'tpu' is not a device: use cpu, cuda or cuda:N"),
+    ("--device", "mps", "'mps': the network trains on cpu or cuda, not mps"),
+])
+def test_demo_names_a_bad_network_placement(tmp_path, flag, value, message):
+    run = demo(flag, value, "--out", str(tmp_path / "out"))
+    assert run.returncode != 0
+    assert message in run.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_demo_names_a_missing_network(tmp_path):
