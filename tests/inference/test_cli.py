@@ -123,6 +123,8 @@ def _datasets(group: h5py.Group) -> list[h5py.Dataset]:
      "argument --device: 'mps': the network trains on cpu or cuda, not mps"),
     (["train", "--model", "simulators.gaussian:model", "--out", "n.ckpt", "--device", "gpu0"],
      "argument --device: 'gpu0' is not a device: use cpu, cuda or cuda:N"),
+    (["train", "--model", "simulators.gaussian:model", "--out", "n.ckpt", "--embedding", "obs0=transformer"],
+     "--embedding obs0=transformer: unknown embedding 'transformer'; choose from cnn, cnn-clusters"),
 ])
 def test_bad_input_gives_a_clear_error(args, message, capsys):
     threads = torch.get_num_threads()
