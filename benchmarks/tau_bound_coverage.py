@@ -89,7 +89,7 @@ def main() -> None:
         raise SystemExit(f"--engine {args.engine!r}: no rows in {args.results} (engines with rows: "
                          f"{', '.join(name for name, rows in results.items() if rows)})")
     rows = [row for row in results[args.engine] if row["ess"] >= args.min_ess]
-    truths = {row["event"]: true_momenta(row["event"]) for row in rows}
+    truths = {row["event"]: row.get("truth") or true_momenta(row["event"]) for row in rows}
     print(f"{args.engine}: {len(rows)} of {len(results[args.engine])} events with ESS >= {args.min_ess}")
     for name in MOMENTA:
         low, high = MOMENTUM_PRIOR[name]

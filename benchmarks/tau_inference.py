@@ -18,7 +18,9 @@ proposal (``inference.ic.bridge``; ``--smc-start prior`` for the prior). It prin
 * how often the true decay channel is the posterior mode;
 * how often the central 68% and 95% credible intervals of px, py and pz hold the
   truth (with the binomial standard error of that rate, so a reader can judge
-  whether it is compatible with the nominal level);
+  whether it is compatible with the nominal level), and beside it the count a
+  calibrated engine gives on the same truths (``benchmarks.tau_bound_coverage``:
+  short of the nominal rate where truths lie next to the prior's bounds);
 * effective samples per simulator run and per second for each engine (Kish's ESS
   for IS, ArviZ's for the RMH chain, on px);
 * how many nats below the true trace's log p(x, y) each engine's best and median
@@ -110,6 +112,7 @@ def covered(posterior: Posterior, name: str, truth: float, level: float) -> bool
 def assess(posterior: Posterior, truth: dict, seconds: float, runs: int, ess: float) -> dict:
     probabilities = posterior.probabilities("channel")
     return {
+        "truth": {name: truth[name] for name in MOMENTA},
         "mode_is_true_channel": max(probabilities, key=probabilities.get) == truth["channel"],
         "probability_of_true_channel": probabilities.get(truth["channel"], 0.0),
         "covered": {f"{name}@{level}": covered(posterior, name, truth[name], level)
@@ -173,9 +176,29 @@ def report(results: dict[str, list[dict]]) -> None:
         print(f"{engine:<28}{np.mean([r['ess'] for r in rows]):>10.1f}"
               f"{np.mean([r['ess_per_run'] for r in rows]):>10.4f}{np.mean([r['ess_per_second'] for r in rows]):>10.3f}"
               f"   {best:.0f}, {median:.0f}")
+    report_bound_coverage(results)
     for first, second in COMPARISONS:
         if results.get(first) and results.get(second):
             compare(results, first, second)
+
+
+def report_bound_coverage(results: dict[str, list[dict]], min_ess: float = 2.0) -> None:
+    """Beside each count of intervals that hold the truth, the count a calibrated engine gives on
+    the same truths, which falls short of the nominal rate where truths lie next to the prior's
+    bounds (``benchmarks.tau_bound_coverage``)."""
+    from benchmarks.tau_bound_coverage import expected_counts
+
+    print(f"\nintervals holding the truth, against a calibrated engine's count on the same truths "
+          f"(events with ESS >= {min_ess:g}):")
+    rng = np.random.default_rng(0)
+    for engine, rows in results.items():
+        kept = [row for row in rows if row["ess"] >= min_ess]
+        if not kept:
+            continue
+        counts = expected_counts(kept, {row["event"]: row["truth"] for row in kept}, rng)
+        print(f"  {engine} ({len(kept)} events): " + "; ".join(
+            f"{name} {level}: {observed} vs {expected:.1f} +- {spread:.1f}"
+            for (name, level), (expected, spread, observed) in counts.items()))
 
 
 def compare(results: dict[str, list[dict]], first: str, second: str) -> None:
