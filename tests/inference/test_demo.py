@@ -71,20 +71,12 @@ def test_demo_refuses_negative_adaptation_rounds(tmp_path):
 @pytest.mark.parametrize("flag, value, message", [
     ("--learning-rate", "0", "learning-rate must be positive, got 0.0"),
     ("--observation-dim", "0", "observation-dim must be positive, got 0"),
-])
-def test_demo_names_a_bad_training_setting(tmp_path, flag, value, message):
-    run = demo(flag, value, "--out", str(tmp_path / "out"))
-    assert run.returncode != 0
-    assert message in run.stderr
-
-
-@pytest.mark.parametrize("flag, value, message", [
     ("--embedding", "calorimeter=bogus", "--embedding calorimeter=bogus: unknown embedding 'bogus'"),
     ("--embedding", "calorimeter", "--embedding expects NAME=KIND"),
     ("--device", "tpu", "'tpu' is not a device: use cpu, cuda or cuda:N"),
     ("--device", "mps", "'mps': the network trains on cpu or cuda, not mps"),
 ])
-def test_demo_names_a_bad_network_placement(tmp_path, flag, value, message):
+def test_demo_names_a_bad_setting_before_starting(tmp_path, flag, value, message):
     run = demo(flag, value, "--out", str(tmp_path / "out"))
     assert run.returncode != 0
     assert message in run.stderr
