@@ -24,7 +24,9 @@ proposal (``inference.ic.bridge``; ``--smc-start prior`` for the prior). It prin
 * effective samples per simulator run and per second for each engine (Kish's ESS
   for IS, ArviZ's for the RMH chain, on px);
 * how many nats below the true trace's log p(x, y) each engine's best and median
-  traces lie, which shows a proposal improving long before its ESS leaves 1;
+  traces lie, which shows a proposal improving long before its ESS leaves 1, and per
+  event the true trace's pi/q under IC's proposal (``benchmarks.tau_truth_weight``),
+  which tells a miss of the model's posterior from a region the proposal skips;
 * IC and RMH posterior means and standard deviations side by side, with each RMH
   run's R-hat across its chains (near 1 only where the chains agree);
 * the same for IC against SMC, and for the two SMC runs against each other.
@@ -141,6 +143,16 @@ def true_log_joint(seed: int, truth: dict, image_source: str) -> float:
     return trace.log_prior + trace.log_likelihood
 
 
+def truth_log_weight_ratio(network, proposal: NetworkProposal, posterior: Posterior, seed: int,
+                           image_source: str) -> float:
+    """log(w* / Z): the true trace weighed as the IC run weighs its draws, over the run's evidence
+    estimate; far above log(runs) where the proposal seldom visits the truth's region
+    (``benchmarks.tau_truth_weight``)."""
+    from benchmarks.tau_truth_weight import log_weight
+
+    return log_weight(network, true_trace(seed, image_source), proposal.observation_embedding) - posterior.log_evidence
+
+
 def below_truth(posterior: Posterior, truth: dict) -> dict:
     """How far below the true trace's log p(x, y) the engine's best and median traces lie: a
     measure of a proposal that still moves where every ESS is 1."""
@@ -176,6 +188,10 @@ def report(results: dict[str, list[dict]]) -> None:
         print(f"{engine:<28}{np.mean([r['ess'] for r in rows]):>10.1f}"
               f"{np.mean([r['ess_per_run'] for r in rows]):>10.4f}{np.mean([r['ess_per_second'] for r in rows]):>10.3f}"
               f"   {best:.0f}, {median:.0f}")
+    ratios = [row["truth_log_weight_ratio"] for row in results.get("IC IS", []) if "truth_log_weight_ratio" in row]
+    if ratios:
+        print(f"\nIC IS: the true trace's log(pi/q), median {np.median(ratios):.1f} over events "
+              f"(range {min(ratios):.1f} to {max(ratios):.1f}); about log(runs) per effective sample")
     report_bound_coverage(results)
     for first, second in COMPARISONS:
         if results.get(first) and results.get(second):
@@ -188,13 +204,14 @@ def report_bound_coverage(results: dict[str, list[dict]], min_ess: float = 2.0) 
     bounds (``benchmarks.tau_bound_coverage``)."""
     from benchmarks.tau_bound_coverage import expected_counts
 
+    kept_by_engine = {engine: kept for engine, rows in results.items()
+                      if (kept := [row for row in rows if row["ess"] >= min_ess])}
+    if not kept_by_engine:
+        return
     print(f"\nintervals holding the truth, against a calibrated engine's count on the same truths "
           f"(events with ESS >= {min_ess:g}):")
     rng = np.random.default_rng(0)
-    for engine, rows in results.items():
-        kept = [row for row in rows if row["ess"] >= min_ess]
-        if not kept:
-            continue
+    for engine, kept in kept_by_engine.items():
         counts = expected_counts(kept, {row["event"]: row["truth"] for row in kept}, rng)
         print(f"  {engine} ({len(kept)} events): " + "; ".join(
             f"{name} {level}: {observed} vs {expected:.1f} +- {spread:.1f}"
@@ -256,16 +273,18 @@ def main() -> None:
         for index in range(args.events):
             truth, observation = tau_decay.generate_event(FIRST_EVENT_SEED + index, image_source=args.image_source)
             truth["log_joint"] = true_log_joint(FIRST_EVENT_SEED + index, truth, args.image_source)
-            ic, ic_seconds = timed(lambda: importance_sampling(
-                pool, args.traces, observation, proposal=NetworkProposal(network, observation)))
+            proposal = NetworkProposal(network, observation)
+            ic, ic_seconds = timed(lambda: importance_sampling(pool, args.traces, observation, proposal=proposal))
             prior, prior_seconds = timed(lambda: importance_sampling(pool, args.traces, observation))
-            results["IC IS"].append(dict(assess(ic, truth, ic_seconds, args.traces, ic.ess), event=index))
+            truth_ratio = truth_log_weight_ratio(network, proposal, ic, FIRST_EVENT_SEED + index, args.image_source)
+            results["IC IS"].append(dict(assess(ic, truth, ic_seconds, args.traces, ic.ess), event=index,
+                                         truth_log_weight_ratio=truth_ratio))
             results["prior IS"].append(dict(assess(prior, truth, prior_seconds, args.traces, prior.ess),
                                             event=index))
             line = (f"event {index} ({truth['channel_name']}): IC ESS {ic.ess:.1f}, "
                     f"P(true channel) {results['IC IS'][-1]['probability_of_true_channel']:.2f}, best trace "
                     f"{results['IC IS'][-1]['nats_below_truth']['best']:.0f} nats below the truth (prior IS "
-                    f"{results['prior IS'][-1]['nats_below_truth']['best']:.0f})")
+                    f"{results['prior IS'][-1]['nats_below_truth']['best']:.0f}), the truth's pi/q e^{truth_ratio:.1f}")
             adapted = None
             if args.adapt_rounds:
                 kept, adapted_seconds = timed(lambda: adapted_importance_sampling(
