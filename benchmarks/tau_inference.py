@@ -56,6 +56,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -141,6 +142,24 @@ def true_log_joint(seed: int, truth: dict, image_source: str) -> float:
     trace = true_trace(seed, image_source)
     assert float(trace.named("px").value) == truth["px"], "the repeated draw is not the event's"
     return trace.log_prior + trace.log_likelihood
+
+
+def held_out_ic_runs(network_path: str, events: int, runs: int, workers: int
+                     ) -> Iterator[tuple[object, int, dict, NetworkProposal, Posterior]]:
+    """IC IS with a trained network on held-out likelihood-image events 0 .. ``events`` - 1:
+    per event (network, event seed, truth, proposal, posterior of ``runs`` draws)."""
+    from inference.ic.adapt import quiet_weight_warnings
+
+    torch.set_num_threads(1)
+    network, _ = load_checkpoint(network_path)
+    network.eval()
+    command = "python -m simulators.tau_decay --image-source likelihood"
+    with SimulatorPool(command, workers=workers, timeout=120) as pool, quiet_weight_warnings():
+        for event in range(events):
+            seed = FIRST_EVENT_SEED + event
+            truth, observations = tau_decay.generate_event(seed, image_source="likelihood")
+            proposal = NetworkProposal(network, observations)
+            yield network, seed, truth, proposal, importance_sampling(pool, runs, observations, proposal=proposal)
 
 
 def truth_log_weight_ratio(network, proposal: NetworkProposal, posterior: Posterior, seed: int,

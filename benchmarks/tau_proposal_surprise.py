@@ -22,14 +22,8 @@ import numpy as np
 import torch
 
 from benchmarks._processes import machine
-from benchmarks.tau_inference import FIRST_EVENT_SEED, true_trace
-from inference.ic import NetworkProposal
-from inference.ic.adapt import quiet_weight_warnings
-from inference.ic.checkpoint import load_checkpoint
-from inference.importance import importance_sampling
-from inference.pool import SimulatorPool
+from benchmarks.tau_inference import FIRST_EVENT_SEED, held_out_ic_runs, true_trace
 from inference.trace import Trace
-from simulators import tau_decay
 
 GROUPS = ("momentum", "channel", "angles", "masses", "deposits")
 
@@ -67,27 +61,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    torch.set_num_threads(1)
-    network, _ = load_checkpoint(args.network)
-    network.eval()
     header = f"{'event':<22}" + "".join(f"{group:>22}" for group in GROUPS)
     print("-log q of the truth / mean over the network's draws / surprise (nats)")
     print(header)
     totals = defaultdict(list)
-    command = "python -m simulators.tau_decay --image-source likelihood"
-    with SimulatorPool(command, workers=args.workers, timeout=120) as pool, quiet_weight_warnings():
-        for event in range(args.events):
-            seed = FIRST_EVENT_SEED + event
-            truth, observations = tau_decay.generate_event(seed, image_source="likelihood")
-            proposal = NetworkProposal(network, observations)
-            draws = importance_sampling(pool, args.draws, observations, proposal=proposal).traces
-            at_truth = grouped_surprisal(network, [true_trace(seed, "likelihood")], proposal.observation_embedding)[0]
-            entropy = grouped_surprisal(network, draws, proposal.observation_embedding).mean(axis=0)
-            surprise = at_truth - entropy
-            for group, value in zip(GROUPS, surprise):
-                totals[group].append(value)
-            cells = "".join(f"{a:>8.1f}{e:>7.1f}{s:>7.1f}" for a, e, s in zip(at_truth, entropy, surprise))
-            print(f"{event} {truth['channel_name']:<20}{cells}")
+    for network, seed, truth, proposal, posterior in held_out_ic_runs(args.network, args.events, args.draws,
+                                                                       args.workers):
+        at_truth = grouped_surprisal(network, [true_trace(seed, "likelihood")], proposal.observation_embedding)[0]
+        entropy = grouped_surprisal(network, posterior.traces, proposal.observation_embedding).mean(axis=0)
+        surprise = at_truth - entropy
+        for group, value in zip(GROUPS, surprise):
+            totals[group].append(value)
+        cells = "".join(f"{a:>8.1f}{e:>7.1f}{s:>7.1f}" for a, e, s in zip(at_truth, entropy, surprise))
+        print(f"{seed - FIRST_EVENT_SEED} {truth['channel_name']:<20}{cells}")
     print(f"{'median surprise':<22}" + "".join(f"{np.median(totals[group]):>22.1f}" for group in GROUPS))
 
 

@@ -23,19 +23,12 @@ from __future__ import annotations
 import argparse
 import math
 
-import numpy as np
 import torch
 
 from benchmarks._processes import machine
-from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, true_trace
-from inference.ic import NetworkProposal
-from inference.ic.adapt import quiet_weight_warnings
-from inference.ic.checkpoint import load_checkpoint
+from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, held_out_ic_runs, true_trace
 from inference.ic.network import controlled_samples
-from inference.importance import importance_sampling
-from inference.pool import SimulatorPool
 from inference.trace import Trace, fill_log_probs
-from simulators import tau_decay
 
 
 def log_weight(network, trace: Trace, embedding: torch.Tensor) -> float:
@@ -55,27 +48,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    torch.set_num_threads(1)
-    network, _ = load_checkpoint(args.network)
-    network.eval()
     print(f"{'event':<18}{'ESS':>7}" + "".join(f"{name + ' rank':>10}" for name in MOMENTA)
           + f"{'log(w*/Z)':>11}{'truth share':>13}{'formula check':>15}")
-    command = "python -m simulators.tau_decay --image-source likelihood"
-    with SimulatorPool(command, workers=args.workers, timeout=120) as pool, quiet_weight_warnings():
-        for event in range(args.events):
-            seed = FIRST_EVENT_SEED + event
-            truth, observations = tau_decay.generate_event(seed, image_source="likelihood")
-            proposal = NetworkProposal(network, observations)
-            posterior = importance_sampling(pool, args.traces, observations, proposal=proposal)
-            embedding = proposal.observation_embedding
-            check = max(abs(log_weight(network, trace, embedding) - trace.log_importance_weight)
-                        for trace in posterior.traces[:20])
-            ratio = log_weight(network, true_trace(seed, "likelihood"), embedding) - posterior.log_evidence
-            share = 1.0 / (1.0 + args.traces * math.exp(-ratio)) if ratio > -700 else 0.0
-            ranks = "".join(f"{float(posterior.cdf(name, truth[name])):>10.3f}" for name in MOMENTA)
-            print(f"{event:<3}{truth['channel_name']:<15}{posterior.ess:>7.1f}{ranks}{ratio:>11.1f}"
-                  f"{share:>13.3f}{check:>15.1e}", flush=True)
-
+    for network, seed, truth, proposal, posterior in held_out_ic_runs(args.network, args.events, args.traces,
+                                                                       args.workers):
+        embedding = proposal.observation_embedding
+        check = max(abs(log_weight(network, trace, embedding) - trace.log_importance_weight)
+                    for trace in posterior.traces[:20])
+        ratio = log_weight(network, true_trace(seed, "likelihood"), embedding) - posterior.log_evidence
+        share = 1.0 / (1.0 + args.traces * math.exp(-ratio)) if ratio > -700 else 0.0
+        ranks = "".join(f"{float(posterior.cdf(name, truth[name])):>10.3f}" for name in MOMENTA)
+        print(f"{seed - FIRST_EVENT_SEED:<3}{truth['channel_name']:<15}{posterior.ess:>7.1f}{ranks}{ratio:>11.1f}"
+              f"{share:>13.3f}{check:>15.1e}", flush=True)
 
 if __name__ == "__main__":
     main()
