@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 import torch
+from scipy.stats import binom
 
 from inference.controllers import Replay
 from inference.ic.adapt import Adaptation, adapt
@@ -98,11 +99,14 @@ def test_a_barely_trained_bridge_on_a_changing_structure_matches_enumeration():
     posterior = tempered_smc(LocalSimulator(branching.model), 300, observed, moves=10, seed=3,
                              bridge=NetworkBridge(network, observed))
     exact = branching.exact_posterior(observed)
-    effective = 300 / 4
+    effective = 300 // 4
     assert abs(float(posterior.mean("count")) - exact["count_mean"]) < 4 * exact["count_std"] / math.sqrt(effective)
     probabilities = posterior.probabilities("count")
     for count, p in exact["count"].items():
-        assert abs(probabilities.get(count, 0.0) - p) < 4 * math.sqrt(p * (1 - p) / effective) + 0.01
+        # Exact binomial bands at the two-sided 4-sigma level: a resampled lineage lands in a tail
+        # count (p ~ 0.002) as a clump of copies, where the normal approximation is far too narrow.
+        low, high = binom.ppf(3e-5, effective, p) / effective, binom.isf(3e-5, effective, p) / effective
+        assert low - 0.01 <= probabilities.get(count, 0.0) <= high + 0.01, (count, p)
 
 
 def test_the_moves_keep_a_rung_between_q_and_the_posterior_invariant():
