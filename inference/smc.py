@@ -139,7 +139,7 @@ class _Multipliers:
         self._acceptance.clear()
 
 
-class _StepSizes:
+class StepSizes:
     """The random-walk steps on the current stage, shared by the particles: each continuous
     site's for single-site steps, and each structure's covariance factor for joint steps."""
 
@@ -169,6 +169,9 @@ class _StepSizes:
             group_weights = weights[members]
             if len(members) < max(4, MIN_SHARERS_PER_DIMENSION * dimension) or group_weights.sum() <= 0:
                 continue
+            relative = group_weights / group_weights.max()
+            if relative.sum() ** 2 / np.sum(relative ** 2) < 2:
+                continue  # one trace holds the weight: there is no spread to measure
             stacked = np.stack([vectors[i] for i in members])
             covariance = np.atleast_2d(np.cov(stacked, rowvar=False, aweights=group_weights))
             # A little ridge keeps the factor defined where few particles, or copies, span the space.
@@ -226,7 +229,7 @@ class _JointStep:
         self.kernel_log_ratio = kernel_log_ratio
 
 
-class _Particle(_Chain):
+class Particle(_Chain):
     """An RMH chain on the stage's tempered target whose steps come from the population;
     it alternates single-site and joint steps, starting with a single-site one.
 
@@ -234,7 +237,7 @@ class _Particle(_Chain):
     without one), and ``candidate_density_ratio`` the same of the trace its step ran.
     """
 
-    def __init__(self, trace: Trace, steps: _StepSizes, rng: np.random.Generator, temperature: float,
+    def __init__(self, trace: Trace, steps: StepSizes, rng: np.random.Generator, temperature: float,
                  density_ratio: float = 0.0) -> None:
         super().__init__(trace, "rmh", INITIAL_SCALE, rng, temperature)
         self.density_ratio = density_ratio
@@ -317,11 +320,11 @@ class _Particle(_Chain):
         self.step_sizes.record_joint(self.joint_structure, 0.0)
 
 
-def _move(simulator: Any, particles: list[_Particle], observations: Mapping[str, Any], moves: int,
+def _move(simulator: Any, particles: list[Particle], observations: Mapping[str, Any], moves: int,
           bridge: Optional[Bridge]) -> tuple[float, int]:
     """``moves`` MH steps of every particle, run side by side: the fraction accepted, and the runs made."""
 
-    def score(moved: list[_Particle], candidates: list[Trace]) -> None:
+    def score(moved: list[Particle], candidates: list[Trace]) -> None:
         for particle, ratio in zip(moved, bridge.log_density_ratio(candidates)):
             particle.candidate_density_ratio = float(ratio)
 
@@ -382,8 +385,8 @@ def tempered_smc(
         traces = bridge.draw(simulator, num_particles, observations)
         density_ratios = bridge.log_density_ratio(traces)
     check_observed_names(traces, observations)
-    steps = _StepSizes()
-    particles = [_Particle(trace, steps, rng, 0.0, ratio) for trace, ratio in zip(traces, density_ratios)]
+    steps = StepSizes()
+    particles = [Particle(trace, steps, rng, 0.0, ratio) for trace, ratio in zip(traces, density_ratios)]
     temperature, log_evidence = 0.0, 0.0
     temperatures, acceptance_rates = [0.0], []
     simulator_runs = num_particles
@@ -402,7 +405,7 @@ def tempered_smc(
             steps.measure([particle.trace for particle in particles], weights)
             if temperature < 1.0:
                 offspring = systematic_resample(weights, rng)
-                particles = [_Particle(particles[i].trace, steps, rng, temperature, particles[i].density_ratio)
+                particles = [Particle(particles[i].trace, steps, rng, temperature, particles[i].density_ratio)
                              for i in offspring]
             else:
                 for particle in particles:

@@ -23,7 +23,7 @@ from inference.ic.bridge import NetworkBridge
 from inference.ic.proposal import NetworkProposal
 from inference.importance import importance_sampling
 from inference.local import LocalSimulator
-from inference.smc import _move, _Particle, _StepSizes, tempered_smc
+from inference.smc import _move, Particle, StepSizes, tempered_smc
 from simulators import branching, gaussian
 from tests.inference.networks import barely_train
 
@@ -115,9 +115,9 @@ def test_the_moves_keep_a_rung_between_q_and_the_posterior_invariant():
     simulator = LocalSimulator(gaussian.model)
     rng = np.random.default_rng(0)
     traces = runs_at(simulator, rng.normal(mean, std, 400), OBSERVED)
-    steps = _StepSizes()
+    steps = StepSizes()
     steps.measure(traces, np.ones(len(traces)))
-    particles = [_Particle(trace, steps, rng, beta, ratio)
+    particles = [Particle(trace, steps, rng, beta, ratio)
                  for trace, ratio in zip(traces, bridge.log_density_ratio(traces))]
     acceptance, _ = _move(simulator, particles, OBSERVED, 30, bridge)
     assert acceptance > 0.2

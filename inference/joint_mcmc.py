@@ -1,0 +1,140 @@
+"""Random-walk MH whose chains also step all continuous sites at once: a reference that can follow a ridge.
+
+Single-site RMH (``inference.mcmc``) moves one latent per step. Where the
+posterior is a narrow ridge along which latents trade off (a tau's momentum
+against its decay angles: the calorimeter fixes the visible products, not how
+the momentum splits between them and the neutrino), each site alone can hardly
+move and the chains stay where they start. Here every chain alternates the
+single-site step, which changes discrete choices and trace structure, with a
+joint Gaussian step of every continuous controlled site, whose covariance is
+that of a population of traces sharing the chain's structure (Haario, Saksman
+and Tamminen's adaptive Metropolis, with the per-structure step factors of
+``inference.smc``).
+
+The population is first the ``starts`` (say an importance-sampling posterior,
+with its weights), then, every ``retune_every`` steps of burn-in, the traces the
+chains visited since the last retune; each step multiplier is retuned at the
+same time towards its acceptance target. From the end of burn-in on, steps and
+covariances are fixed, so the kept draws come from one MH kernel on the
+posterior, however the population was made.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from inference.mcmc import step_chains
+from inference.observations import as_observations, check_observed_names
+from inference.posterior import Posterior
+from inference.smc import Particle, StepSizes
+from inference.trace import Trace
+
+log = logging.getLogger(__name__)
+
+
+def _starting_indices(log_weights: np.ndarray, chains: int, rng: np.random.Generator) -> np.ndarray:
+    """``chains`` distinct starts drawn by weight (without replacement), topped up with the most
+    probable of the rest where fewer than ``chains`` have weight."""
+    weights = np.exp(log_weights - np.max(log_weights))
+    weighted = np.flatnonzero(weights > 0)
+    if len(weighted) >= chains:
+        return rng.choice(len(weights), size=chains, replace=False, p=weights / weights.sum())
+    rest = [i for i in np.argsort(-log_weights) if i not in set(weighted)]
+    return np.concatenate([weighted, rest[:chains - len(weighted)]]).astype(int)
+
+
+def joint_metropolis_hastings(
+    simulator: Any,
+    num_traces: int,
+    observations: Optional[Mapping[str, Any]] = None,
+    *,
+    chains: Optional[int] = None,
+    burn_in: Optional[int] = None,
+    thin: int = 1,
+    starts: Optional[Sequence[Trace]] = None,
+    start_log_weights: Optional[np.ndarray] = None,
+    initial_traces: int = 100,
+    retune_every: int = 50,
+    seed: Optional[int] = None,
+    progress: bool = False,
+) -> Posterior:
+    """Equally weighted posterior samples from RMH chains alternating single-site and joint steps.
+
+    Args:
+        simulator: a ``RemoteSimulator``, ``SimulatorPool`` or ``LocalSimulator``.
+        num_traces: samples to keep, over all chains, after burn-in and thinning.
+        observations: observed values by the name of their ``observe`` statement.
+        chains: independent chains; default one per pool worker (1 otherwise).
+        burn_in: steps per chain discarded first, while steps adapt; default a fifth of the
+            kept steps.
+        thin: keep every ``thin``-th step.
+        starts: traces run with the same observations (an importance-sampling posterior's,
+            say) that the chains start from and the first covariances are measured on;
+            default ``initial_traces`` prior traces, weighted by their likelihood.
+        start_log_weights: the starts' log weights (default equal): the chains start from
+            distinct starts drawn by weight, and the covariances are weighted alike.
+        retune_every: burn-in steps per chain between retunes of the steps.
+        seed: seeds the engine's random choices (numpy and torch).
+
+    The returned ``Posterior`` (engine "rmh-joint") carries ``acceptance_rate`` (of the kept steps).
+    """
+    if num_traces < 1 or thin < 1 or retune_every < 1:
+        raise ValueError(f"num_traces, thin and retune_every must be at least 1, "
+                         f"got {num_traces}, {thin} and {retune_every}")
+    observations = as_observations(observations)
+    rng = np.random.default_rng(seed)
+    if seed is not None:
+        torch.manual_seed(seed)
+    chains = chains or getattr(simulator, "workers", 1)
+    kept_per_chain = math.ceil(num_traces / chains)
+    burn_in = kept_per_chain * thin // 5 if burn_in is None else burn_in
+    if starts is None:
+        starts = simulator.prior(max(initial_traces, chains), observations)
+        check_observed_names(starts, observations)
+        start_log_weights = np.array([trace.log_likelihood for trace in starts])
+    starts = list(starts)
+    if len(starts) < chains:
+        raise ValueError(f"{chains} chains need at least as many starting traces, got {len(starts)}")
+    if start_log_weights is None:
+        start_log_weights = np.zeros(len(starts))
+    start_log_weights = np.asarray(start_log_weights, dtype=np.float64)
+    if start_log_weights.shape != (len(starts),) or np.isnan(start_log_weights).any():
+        raise ValueError(f"start_log_weights must hold one number per start ({len(starts)}), "
+                         f"got shape {start_log_weights.shape}")
+
+    steps = StepSizes()
+    steps.measure(starts, np.exp(start_log_weights - np.max(start_log_weights)))
+    chain_states = [Particle(starts[i], steps, np.random.default_rng(rng.integers(2 ** 63)), 1.0)
+                    for i in _starting_indices(start_log_weights, chains, rng)]
+    visited: list[Trace] = []
+    kept: list[Trace] = []
+    chain_index: list[int] = []
+    steps_per_chain = burn_in + kept_per_chain * thin
+    with tqdm(total=steps_per_chain * chains, disable=not progress, unit="step", desc="rmh-joint") as bar:
+        for step in range(steps_per_chain):
+            if step == burn_in:
+                for chain in chain_states:
+                    chain.accepted = chain.steps = 0  # the rate reported is that of the kept kernel
+            step_chains(simulator, chain_states, observations)
+            if step < burn_in:
+                visited.extend(chain.trace for chain in chain_states)
+                if (step + 1) % retune_every == 0 and step + 1 < burn_in:
+                    recent = visited[len(visited) // 2:]  # the chains' burn-in, less its start
+                    steps.measure(recent, np.ones(len(recent)))
+                    steps.retune()
+            elif (step - burn_in) % thin == 0:
+                for index, chain in enumerate(chain_states):
+                    kept.append(chain.trace)
+                    chain_index.append(index)
+            bar.update(chains)
+    acceptance = sum(c.accepted for c in chain_states) / max(1, sum(c.steps for c in chain_states))
+    log.info("rmh-joint acceptance rate %.3f over %d chains", acceptance, chains)
+    posterior = Posterior(kept, None, chain=np.asarray(chain_index), engine="rmh-joint")
+    posterior.acceptance_rate = acceptance
+    return posterior
