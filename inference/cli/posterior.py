@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Optional
 
 from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator, positive_int
 from inference.ic import NetworkProposal, load_checkpoint
 from inference.ic.adapt import Adaptation, adapted_importance_sampling
 from inference.ic.bridge import network_smc
 from inference.importance import importance_sampling
+from inference.joint_mcmc import joint_metropolis_hastings
 from inference.mcmc import metropolis_hastings
 from inference.smc import tempered_smc
+
+DEFAULT_START_TRACES = 1000
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,16 +23,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "posterior", help="posterior inference given observations",
         description="Posterior over the simulator's latent variables given --observe values: importance "
                     "sampling with prior proposals (is) or an IC network's (ic), random-walk "
-                    "Metropolis-Hastings (rmh), lightweight Metropolis-Hastings (lmh) or sequential Monte "
+                    "Metropolis-Hastings (rmh; rmh-joint also steps all continuous latents at once, for "
+                    "posteriors on a ridge), lightweight Metropolis-Hastings (lmh) or sequential Monte "
                     "Carlo on a tempering ladder with RMH moves (smc, -n particles; from the prior, or "
                     "with --network from the network's proposal). --out writes an ArviZ netCDF file.")
     add_common_arguments(parser, num_traces=1000)
-    parser.add_argument("--engine", choices=("is", "ic", "rmh", "lmh", "smc"), default="is",
+    parser.add_argument("--engine", choices=("is", "ic", "rmh", "rmh-joint", "lmh", "smc"), default="is",
                         help="inference engine: is (prior proposals), ic (the --network's proposals), "
-                             "rmh, lmh, smc (default is)")
+                             "rmh, rmh-joint, lmh, smc (default is)")
     parser.add_argument("--network", metavar="CKPT",
-                        help="IC network checkpoint: the proposal of --engine ic, and for --engine smc the "
-                             "ladder's start (q ** (1 - beta) p(x, y) ** beta instead of the prior's)")
+                        help="IC network checkpoint: the proposal of --engine ic; for --engine smc the "
+                             "ladder's start (q ** (1 - beta) p(x, y) ** beta instead of the prior's); for "
+                             "--engine rmh-joint where the chains start (--start-traces IC draws)")
+    parser.add_argument("--start-traces", type=positive_int, metavar="N",
+                        help="rmh-joint: the chains start from N weighted traces (IC draws with --network, "
+                             "else prior traces weighted by likelihood) and their first steps are measured "
+                             f"on them (default {DEFAULT_START_TRACES})")
     parser.add_argument("--adapt-rounds", type=int, default=0, metavar="R",
                         help="IC, SMC with --network: first fit a copy of the network to these observations "
                              "in R rounds of importance sampling and Adam steps (default 0: the network as "
@@ -68,6 +78,24 @@ def _adaptation(args: argparse.Namespace) -> Adaptation:
     return Adaptation(rounds=args.adapt_rounds, **per_round)
 
 
+def _joint_rmh(simulator, observations, proposal: Optional[NetworkProposal], args: argparse.Namespace):
+    """RMH with joint steps, started from --start-traces IC draws where there is a network."""
+    if args.seed is not None:
+        import torch
+        torch.manual_seed(args.seed)
+    count = args.start_traces or DEFAULT_START_TRACES
+    if proposal is None:
+        starts = simulator.prior(count, observations)
+        log_weights = [trace.log_likelihood for trace in starts]
+    else:
+        drawn = importance_sampling(simulator, count, observations, proposal=proposal,
+                                    progress=not args.quiet)
+        starts, log_weights = drawn.traces, drawn.log_weights
+    return joint_metropolis_hastings(simulator, args.num_traces, observations, chains=args.chains,
+                                     burn_in=args.burn_in, thin=args.thin, starts=starts,
+                                     start_log_weights=log_weights, seed=args.seed, progress=not args.quiet)
+
+
 def run(args: argparse.Namespace) -> int:
     observations = observations_from(args)
     if args.adapt_rounds < 0:
@@ -76,14 +104,16 @@ def run(args: argparse.Namespace) -> int:
     proposal = network = None
     if args.engine == "ic" and not args.network:
         raise ValueError("--engine ic needs --network CKPT (train one with `ppx train`)")
-    if args.engine in ("ic", "smc") and args.network:
+    if args.engine in ("ic", "smc", "rmh-joint") and args.network:
         network, _ = load_checkpoint(args.network)
         proposal = NetworkProposal(network, observations)
     elif args.network:
-        raise ValueError(f"--network is only used by --engine ic or smc, not --engine {args.engine}")
+        raise ValueError(f"--network is only used by --engine ic, smc or rmh-joint, not --engine {args.engine}")
     if args.adapt_rounds and network is None:
         raise ValueError("--adapt-rounds needs --network CKPT, with --engine ic or smc"
                          + ("" if args.engine == "smc" else f", not --engine {args.engine}"))
+    if args.start_traces is not None and args.engine != "rmh-joint":
+        raise ValueError(f"--start-traces is only used by --engine rmh-joint, not --engine {args.engine}")
     if args.adapt_keep_rounds and args.engine != "ic":
         raise ValueError(f"--adapt-keep-rounds is only used by --engine ic, not --engine {args.engine}")
     started = time.perf_counter()
@@ -105,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         elif args.engine == "smc":
             posterior = tempered_smc(simulator, args.num_traces, observations, moves=args.moves, seed=args.seed,
                                      progress=not args.quiet)
+        elif args.engine == "rmh-joint":
+            posterior = _joint_rmh(simulator, observations, proposal, args)
         else:
             posterior = metropolis_hastings(simulator, args.num_traces, observations, kernel=args.engine,
                                             chains=args.chains, burn_in=args.burn_in, thin=args.thin,

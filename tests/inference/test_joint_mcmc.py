@@ -6,7 +6,10 @@ effective samples (for a standard deviation, sqrt(2 ESS) of them).
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -98,3 +101,19 @@ def test_bad_settings_are_refused_by_name(kwargs, message):
     with pytest.raises(ValueError) as raised:
         joint_metropolis_hastings(simulator, settings.pop("num_traces"), observed, **settings)
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("network", [False, True])
+def test_the_posterior_command_runs_joint_rmh_from_prior_or_ic_draws(network, barely_trained_checkpoint):
+    starting = ["--network", str(barely_trained_checkpoint)] if network else []
+    run = subprocess.run([sys.executable, "-m", "inference", "posterior", "--model", "simulators.gaussian:model",
+                          "--observe", "obs0=8", "--observe", "obs1=9", "--engine", "rmh-joint", *starting,
+                          "--start-traces", "200", "-n", "2000", "--chains", "4", "--seed", "2", "--json", "--quiet"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["engine"] == "rmh-joint" and summary["traces"] == 2000
+    mean, std = gaussian.posterior([8.0, 9.0])
+    mu = summary["variables"]["mu"]
+    assert mu["r_hat"] < 1.1
+    assert abs(mu["mean"] - mean) < 4 * std / math.sqrt(mu["ess"])
