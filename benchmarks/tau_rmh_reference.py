@@ -16,7 +16,7 @@ nothing; the script prints both.
 In ``--out``: ``event-N-reference.png`` (IC's and each RMH run's momentum
 posteriors with the truth marked) and ``tau_rmh_reference.json``.
 
-    python -m benchmarks.tau_rmh_reference --network tau.ckpt --events 18 12 2 [--steps 2000 --chains 8]
+    python -m benchmarks.tau_rmh_reference --network tau.ckpt --events 18 12 [--steps 20000 --chains 8]
 """
 
 from __future__ import annotations
@@ -56,10 +56,12 @@ def separation(first: dict, second: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", required=True, help="IC checkpoint (see README's longer run)")
-    parser.add_argument("--events", type=int, nargs="+", default=[18, 12, 2], help="held-out event indices")
+    parser.add_argument("--events", type=int, nargs="+", default=[18, 12], help="held-out event indices")
     parser.add_argument("--ic-traces", type=int, default=3000, help="simulator runs of IC IS per event")
-    parser.add_argument("--steps", type=int, default=2000, help="kept RMH steps per chain")
-    parser.add_argument("--burn-in", type=int, default=1000, help="RMH steps per chain discarded while steps adapt")
+    parser.add_argument("--steps", type=int, default=20_000, help="RMH steps per chain after burn-in")
+    parser.add_argument("--burn-in", type=int, default=2000, help="RMH steps per chain discarded while steps adapt")
+    parser.add_argument("--thin", type=int, default=20,
+                        help="keep every THIN-th step: a kept tau trace holds its ~600 kB image and likelihood")
     parser.add_argument("--chains", type=int, default=8)
     parser.add_argument("--starts", nargs="+", choices=("IC", "prior"), default=["IC", "prior"],
                         help="where RMH's chains start: IC's draws, prior traces, or both")
@@ -87,7 +89,8 @@ def main() -> None:
             for start in args.starts:
                 engine = f"joint RMH from {start}"
                 rmh, seconds = timed(lambda: joint_metropolis_hastings(
-                    pool, args.steps * args.chains, observations, chains=args.chains, burn_in=args.burn_in,
+                    pool, args.steps // args.thin * args.chains, observations, chains=args.chains,
+                    burn_in=args.burn_in, thin=args.thin,
                     starts=ic.traces if start == "IC" else None,
                     start_log_weights=ic.log_weights if start == "IC" else None, seed=event, progress=True))
                 ess = {n: float(np.ravel(rmh.variable_ess(n))[0]) for n in MOMENTA}
@@ -99,8 +102,8 @@ def main() -> None:
             plots.posterior_histograms(shown, MOMENTA, truth, out / f"event-{event}-reference.png")
             rows.append(row)
             report(row)
-    (out / "tau_rmh_reference.json").write_text(json.dumps({"machine": machine(), "args": vars(args), "events": rows},
-                                                         indent=2, default=float))
+            (out / "tau_rmh_reference.json").write_text(json.dumps(
+                {"machine": machine(), "args": vars(args), "events": rows}, indent=2, default=float))
 
 
 def report(row: dict) -> None:
