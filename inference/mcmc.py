@@ -226,6 +226,7 @@ def step_chains(simulator: Any, chains: Sequence[_Chain], observations: Mapping[
     for index, chain in enumerate(chains):
         if index in candidates:
             chain.settle(candidates[index])
+            candidates[index].release_observed_data()
         else:
             chain.reject()
     return len(ran)

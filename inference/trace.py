@@ -33,7 +33,7 @@ class Choice:
     """
 
     __slots__ = ("kind", "address", "name", "instance", "value", "control", "observed",
-                 "proposal_log_prob", "_wire", "_distribution", "_log_prob")
+                 "proposal_log_prob", "_wire", "_distribution", "_log_prob", "_released")
 
     def __init__(
         self,
@@ -60,6 +60,7 @@ class Choice:
         self._wire = wire
         self._distribution = distribution
         self._log_prob: Optional[float] = None
+        self._released = False
 
     @property
     def wire(self) -> Optional[WireDistribution]:
@@ -69,6 +70,9 @@ class Choice:
 
     @property
     def distribution(self) -> Optional[torch.distributions.Distribution]:
+        if self._released:
+            raise ValueError(f"the {KIND_NAMES[self.kind]} at address {self.address!r} has released its value "
+                             "and distribution (an MCMC chain keeps only their log density)")
         if self._distribution is None and self._wire is not None:
             try:
                 self._distribution = from_wire(self._wire.type_id, self._wire.params)
@@ -97,6 +101,15 @@ class Choice:
                 self._log_prob = float(distribution.log_prob(_as_log_prob_input(self.value, distribution)).sum())
         return self._log_prob
 
+    def release(self) -> None:
+        """Keep the log density and the key, and let the value and the distribution's parameters go."""
+        _ = self.log_prob
+        wire = self.wire
+        self._wire = None if wire is None else WireDistribution(wire.type_id, ())
+        self._distribution = None
+        self.value = None
+        self._released = True
+
     @property
     def sparse(self) -> bool:
         """Whether the value or a distribution parameter is a ``SparseArray``."""
@@ -105,7 +118,7 @@ class Choice:
             wire is not None and any(isinstance(p, SparseArray) for p in wire.params))
 
     def __repr__(self) -> str:
-        shown = self.value if isinstance(self.value, SparseArray) else self.value.tolist()
+        shown = self.value if isinstance(self.value, SparseArray) or self.value is None else self.value.tolist()
         return f"Choice({KIND_NAMES[self.kind]}, key={self.key!r}, name={self.name!r}, value={shown!r})"
 
 
@@ -209,6 +222,13 @@ class Trace:
             if choice.kind == RECORD_SAMPLE and choice.proposal_log_prob is not None:
                 weight += choice.log_prob - choice.proposal_log_prob
         return weight
+
+    def release_observed_data(self) -> None:
+        """Let the observed values and their distributions go, keeping each one's log density: an
+        MCMC chain keeps thousands of traces, and a calorimeter image with its likelihood's mean
+        and width is most of a tau trace's 600 kB."""
+        for choice in self.observes:
+            choice.release()
 
     @property
     def address_keys(self) -> tuple[str, ...]:

@@ -61,6 +61,21 @@ def test_random_walk_mh(where, start_simulator):
     assert_matches_analytic(float(posterior.mean("mu")), float(posterior.std("mu")), ess)
 
 
+def test_chains_keep_each_observation_s_log_density_but_not_its_data(start_simulator):
+    # A kept tau trace would otherwise hold its calorimeter image and the likelihood's mean and width.
+    with RemoteSimulator(start_simulator("simulators.gaussian")) as simulator:
+        posterior = metropolis_hastings(simulator, 300, OBSERVED, kernel="rmh", seed=2)
+    released = [trace for trace in posterior.traces if all(c.value is None for c in trace.observes)]
+    assert len(released) > 0.9 * posterior.num_traces
+    for trace in released:
+        mu = torch.tensor(float(trace.named("mu").value), dtype=torch.float64)
+        expected = sum(float(dist.Normal(mu, gaussian.NOISE_SCALE).log_prob(torch.tensor(y, dtype=torch.float64)))
+                       for y in OBSERVED.values())
+        assert trace.log_likelihood == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(ValueError, match="observe at address .* has released its value and distribution"):
+        released[0].observes[0].distribution
+
+
 def test_lightweight_mh_in_process():
     # Prior proposals rarely land in this narrow posterior, so many steps are needed.
     posterior = metropolis_hastings(LocalSimulator(gaussian.model), 20_000, OBSERVED, kernel="lmh",
