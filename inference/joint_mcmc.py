@@ -12,30 +12,27 @@ and Tamminen's adaptive Metropolis, with the per-structure step factors of
 ``inference.smc``).
 
 The population is first the ``starts`` (say an importance-sampling posterior,
-with its weights), then, every ``retune_every`` steps of burn-in, the traces the
-chains visited since the last retune; each step multiplier is retuned at the
-same time towards its acceptance target. From the end of burn-in on, steps and
+with its weights), then, every ``retune_every`` steps of burn-in, the later half
+of the traces the chains have visited so far (the earlier half still remembers
+where they started); each step multiplier is retuned at the same time towards
+its acceptance target. From the end of burn-in on, steps and
 covariances are fixed, so the kept draws come from one MH kernel on the
 posterior, however the population was made.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from inference.mcmc import step_chains
+from inference.mcmc import run_chains
 from inference.observations import as_observations, check_observed_names
 from inference.posterior import Posterior
 from inference.smc import Particle, StepSizes
 from inference.trace import Trace
-
-log = logging.getLogger(__name__)
 
 
 def _starting_indices(log_weights: np.ndarray, chains: int, rng: np.random.Generator) -> np.ndarray:
@@ -45,7 +42,7 @@ def _starting_indices(log_weights: np.ndarray, chains: int, rng: np.random.Gener
     weighted = np.flatnonzero(weights > 0)
     if len(weighted) >= chains:
         return rng.choice(len(weights), size=chains, replace=False, p=weights / weights.sum())
-    rest = [i for i in np.argsort(-log_weights) if i not in set(weighted)]
+    rest = [i for i in np.argsort(-log_weights) if weights[i] == 0]
     return np.concatenate([weighted, rest[:chains - len(weighted)]]).astype(int)
 
 
@@ -113,28 +110,13 @@ def joint_metropolis_hastings(
     chain_states = [Particle(starts[i], steps, np.random.default_rng(rng.integers(2 ** 63)), 1.0)
                     for i in _starting_indices(start_log_weights, chains, rng)]
     visited: list[Trace] = []
-    kept: list[Trace] = []
-    chain_index: list[int] = []
-    steps_per_chain = burn_in + kept_per_chain * thin
-    with tqdm(total=steps_per_chain * chains, disable=not progress, unit="step", desc="rmh-joint") as bar:
-        for step in range(steps_per_chain):
-            if step == burn_in:
-                for chain in chain_states:
-                    chain.accepted = chain.steps = 0  # the rate reported is that of the kept kernel
-            step_chains(simulator, chain_states, observations)
-            if step < burn_in:
-                visited.extend(chain.trace for chain in chain_states)
-                if (step + 1) % retune_every == 0 and step + 1 < burn_in:
-                    recent = visited[len(visited) // 2:]  # the chains' burn-in, less its start
-                    steps.measure(recent, np.ones(len(recent)))
-                    steps.retune()
-            elif (step - burn_in) % thin == 0:
-                for index, chain in enumerate(chain_states):
-                    kept.append(chain.trace)
-                    chain_index.append(index)
-            bar.update(chains)
-    acceptance = sum(c.accepted for c in chain_states) / max(1, sum(c.steps for c in chain_states))
-    log.info("rmh-joint acceptance rate %.3f over %d chains", acceptance, chains)
-    posterior = Posterior(kept, None, chain=np.asarray(chain_index), engine="rmh-joint")
-    posterior.acceptance_rate = acceptance
-    return posterior
+
+    def retune(step: int) -> None:
+        visited.extend(chain.trace for chain in chain_states)
+        if (step + 1) % retune_every == 0 and step + 1 < burn_in:
+            recent = visited[len(visited) // 2:]  # the chains' burn-in so far, less its first half
+            steps.measure(recent, np.ones(len(recent)))
+            steps.retune()
+
+    return run_chains(simulator, chain_states, observations, burn_in, kept_per_chain, thin, "rmh-joint", progress,
+                      burn_in_step=retune)

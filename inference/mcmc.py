@@ -281,7 +281,6 @@ def metropolis_hastings(
     chains = chains or getattr(simulator, "workers", 1)
     kept_per_chain = math.ceil(num_traces / chains)
     burn_in = kept_per_chain * thin // 10 if burn_in is None else burn_in
-    steps_per_chain = burn_in + kept_per_chain * thin
 
     if starts is None:
         starts = simulator.prior(max(initial_traces, chains), observations)
@@ -294,22 +293,45 @@ def metropolis_hastings(
     for chain in chain_states:
         chain.adapting = adapt and burn_in > 0
 
+
+    def end_burn_in() -> None:
+        for chain in chain_states:
+            chain.adapting = False
+
+    return run_chains(simulator, chain_states, observations, burn_in, kept_per_chain, thin, kernel, progress,
+                      end_burn_in=end_burn_in)
+
+
+def run_chains(simulator: Any, chains: Sequence[_Chain], observations: Mapping[str, Any], burn_in: int,
+               kept_per_chain: int, thin: int, engine: str, progress: bool,
+               burn_in_step: Optional[Callable[[int], None]] = None,
+               end_burn_in: Optional[Callable[[], None]] = None) -> Posterior:
+    """Step ``chains`` side by side through ``burn_in`` steps and ``kept_per_chain`` kept ones, ``thin``
+    apart; the kept traces as a ``Posterior`` with each one's chain and the kept kernel's acceptance rate.
+
+    ``burn_in_step(step)`` runs after each burn-in step, ``end_burn_in()`` once burn-in is over.
+    """
     kept: list[Trace] = []
     chain_index: list[int] = []
-    with tqdm(total=steps_per_chain * chains, disable=not progress, unit="step", desc=kernel) as bar:
+    steps_per_chain = burn_in + kept_per_chain * thin
+    with tqdm(total=steps_per_chain * len(chains), disable=not progress, unit="step", desc=engine) as bar:
         for step in range(steps_per_chain):
             if step == burn_in:
-                for chain in chain_states:
-                    chain.adapting = False
+                if end_burn_in is not None:
+                    end_burn_in()
+                for chain in chains:
                     chain.accepted = chain.steps = 0  # the rate reported is that of the kept kernel
-            step_chains(simulator, chain_states, observations)
-            if step >= burn_in and (step - burn_in) % thin == 0:
-                for index, chain in enumerate(chain_states):
+            step_chains(simulator, chains, observations)
+            if step < burn_in:
+                if burn_in_step is not None:
+                    burn_in_step(step)
+            elif (step - burn_in) % thin == 0:
+                for index, chain in enumerate(chains):
                     kept.append(chain.trace)
                     chain_index.append(index)
-            bar.update(chains)
-    acceptance = sum(c.accepted for c in chain_states) / max(1, sum(c.steps for c in chain_states))
-    log.info("%s acceptance rate %.3f over %d chains", kernel, acceptance, chains)
-    posterior = Posterior(kept, None, chain=np.asarray(chain_index), engine=kernel)
+            bar.update(len(chains))
+    acceptance = sum(c.accepted for c in chains) / max(1, sum(c.steps for c in chains))
+    log.info("%s acceptance rate %.3f over %d chains", engine, acceptance, len(chains))
+    posterior = Posterior(kept, None, chain=np.asarray(chain_index), engine=engine)
     posterior.acceptance_rate = acceptance
     return posterior

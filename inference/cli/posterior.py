@@ -84,16 +84,15 @@ def _joint_rmh(simulator, observations, proposal: Optional[NetworkProposal], arg
         import torch
         torch.manual_seed(args.seed)
     count = args.start_traces or DEFAULT_START_TRACES
-    if proposal is None:
-        starts = simulator.prior(count, observations)
-        log_weights = [trace.log_likelihood for trace in starts]
-    else:
+    starts = log_weights = None  # joint_metropolis_hastings draws `count` prior traces itself
+    if proposal is not None:
         drawn = importance_sampling(simulator, count, observations, proposal=proposal,
                                     progress=not args.quiet)
         starts, log_weights = drawn.traces, drawn.log_weights
     return joint_metropolis_hastings(simulator, args.num_traces, observations, chains=args.chains,
                                      burn_in=args.burn_in, thin=args.thin, starts=starts,
-                                     start_log_weights=log_weights, seed=args.seed, progress=not args.quiet)
+                                     start_log_weights=log_weights, initial_traces=count, seed=args.seed,
+                                     progress=not args.quiet)
 
 
 def run(args: argparse.Namespace) -> int:
