@@ -19,6 +19,8 @@ in prior units. The steps are fixed from the end of burn-in on, so the kept
 samples come from one Metropolis-Hastings kernel.
 
 Chains run side by side: on a ``SimulatorPool`` each round's steps run in parallel.
+Where latents trade off along a ridge, ``inference.joint_mcmc`` adds steps of all
+continuous sites at once.
 """
 
 from __future__ import annotations
@@ -292,7 +294,6 @@ def metropolis_hastings(
                     for i in range(chains)]
     for chain in chain_states:
         chain.adapting = adapt and burn_in > 0
-
 
     def end_burn_in() -> None:
         for chain in chain_states:
