@@ -22,14 +22,11 @@ posterior, however the population was made.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
-import torch
 
-from inference.mcmc import run_chains
-from inference.observations import as_observations, check_observed_names
+from inference.mcmc import prepare_chains, run_chains, starting_traces
 from inference.posterior import Posterior
 from inference.smc import Particle, StepSizes
 from inference.trace import Trace
@@ -84,20 +81,12 @@ def joint_metropolis_hastings(
     if num_traces < 1 or thin < 1 or retune_every < 1:
         raise ValueError(f"num_traces, thin and retune_every must be at least 1, "
                          f"got {num_traces}, {thin} and {retune_every}")
-    observations = as_observations(observations)
-    rng = np.random.default_rng(seed)
-    if seed is not None:
-        torch.manual_seed(seed)
-    chains = chains or getattr(simulator, "workers", 1)
-    kept_per_chain = math.ceil(num_traces / chains)
+    observations, rng, chains, kept_per_chain = prepare_chains(simulator, num_traces, observations, chains, seed)
     burn_in = kept_per_chain * thin // 5 if burn_in is None else burn_in
-    if starts is None:
-        starts = simulator.prior(max(initial_traces, chains), observations)
-        check_observed_names(starts, observations)
+    drawn_from_prior = starts is None
+    starts = starting_traces(simulator, starts, initial_traces, chains, observations)
+    if drawn_from_prior:
         start_log_weights = np.array([trace.log_likelihood for trace in starts])
-    starts = list(starts)
-    if len(starts) < chains:
-        raise ValueError(f"{chains} chains need at least as many starting traces, got {len(starts)}")
     if start_log_weights is None:
         start_log_weights = np.zeros(len(starts))
     start_log_weights = np.asarray(start_log_weights, dtype=np.float64)

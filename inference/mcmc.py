@@ -276,19 +276,9 @@ def metropolis_hastings(
         raise ValueError(f"kernel must be 'lmh' or 'rmh', got {kernel!r}")
     if num_traces < 1 or thin < 1:
         raise ValueError(f"num_traces and thin must be at least 1, got {num_traces} and {thin}")
-    observations = as_observations(observations)
-    rng = np.random.default_rng(seed)
-    if seed is not None:
-        torch.manual_seed(seed)
-    chains = chains or getattr(simulator, "workers", 1)
-    kept_per_chain = math.ceil(num_traces / chains)
+    observations, rng, chains, kept_per_chain = prepare_chains(simulator, num_traces, observations, chains, seed)
     burn_in = kept_per_chain * thin // 10 if burn_in is None else burn_in
-
-    if starts is None:
-        starts = simulator.prior(max(initial_traces, chains), observations)
-        check_observed_names(starts, observations)
-    elif len(starts) < chains:
-        raise ValueError(f"{chains} chains need at least as many starting traces, got {len(starts)}")
+    starts = starting_traces(simulator, starts, initial_traces, chains, observations)
     ranked = sorted(starts, key=_log_joint, reverse=True)
     chain_states = [_Chain(ranked[i], kernel, scale, np.random.default_rng(rng.integers(2 ** 63)))
                     for i in range(chains)]
@@ -301,6 +291,30 @@ def metropolis_hastings(
 
     return run_chains(simulator, chain_states, observations, burn_in, kept_per_chain, thin, kernel, progress,
                       end_burn_in=end_burn_in)
+
+
+def prepare_chains(simulator: Any, num_traces: int, observations: Optional[Mapping[str, Any]],
+                   chains: Optional[int], seed: Optional[int]
+                   ) -> tuple[Mapping[str, Any], np.random.Generator, int, int]:
+    """The checked observations, the engine's generator (numpy and torch seeded by ``seed``), the
+    number of chains (default one per pool worker) and the kept steps each owes to ``num_traces``."""
+    observations = as_observations(observations)
+    rng = np.random.default_rng(seed)
+    if seed is not None:
+        torch.manual_seed(seed)
+    chains = chains or getattr(simulator, "workers", 1)
+    return observations, rng, chains, math.ceil(num_traces / chains)
+
+
+def starting_traces(simulator: Any, starts: Optional[Sequence[Trace]], initial_traces: int, chains: int,
+                    observations: Mapping[str, Any]) -> list[Trace]:
+    """``starts``, or ``initial_traces`` (at least ``chains``) prior traces run with the observations."""
+    if starts is None:
+        starts = simulator.prior(max(initial_traces, chains), observations)
+        check_observed_names(starts, observations)
+    elif len(starts) < chains:
+        raise ValueError(f"{chains} chains need at least as many starting traces, got {len(starts)}")
+    return list(starts)
 
 
 def run_chains(simulator: Any, chains: Sequence[_Chain], observations: Mapping[str, Any], burn_in: int,
