@@ -337,7 +337,7 @@ _SCHEMA: dict[type, tuple[_Field, ...]] = {
         _String("system_name", 0), _String("model_name", 1),
         _Scalar("protocol_version", 2, 4, 0), _Strings("capabilities", 3),
     ),
-    m.Run: (_Scalar("num_traces", 0, 4, 0),),
+    m.Run: (_Scalar("num_traces", 0, 4, 0), _Scalar("seed", 1, 4, 0)),
     m.RunResult: (_Tensor("result", 0, required=False),),
     m.Sample: (
         _String("address", 0), _String("name", 1), _Distribution("distribution", 2),

@@ -288,8 +288,11 @@ _by_length: dict[int, list[_Template]] = {}
 _decode_templates = 0
 
 
-def _is_sparse(message: m.Message) -> bool:
-    """Whether an Observe carries a sparse value or parameter: their layouts vary with every image."""
+def _one_off(message: m.Message) -> bool:
+    """Whether the message's layout varies from one message to the next, so that a template would
+    only fill the cache: an Observe with a sparse value or parameter, and a batch Run (its seed)."""
+    if isinstance(message, m.Run):
+        return message.num_traces > 0 or message.seed > 0
     if not isinstance(message, m.Observe):
         return False
     return isinstance(message.value, SparseArray) or any(isinstance(p, SparseArray)
@@ -299,7 +302,7 @@ def _is_sparse(message: m.Message) -> bool:
 def encode(message: m.Message) -> bytes:
     """Exactly ``codec.encode(message)``, from a template when one of this layout was written before."""
     layout = _LAYOUTS.get(type(message))
-    if layout is None or _is_sparse(message):
+    if layout is None or _one_off(message):
         return codec.encode(message)
     tensors = layout.tensors(message)
     key = layout.key(message, tensors)
@@ -324,7 +327,7 @@ def decode(frame: bytes) -> m.Message:
                 return template.read(frame)
     message = codec.decode(frame)
     layout = _LAYOUTS.get(type(message))
-    if layout is not None and not _is_sparse(message):
+    if layout is not None and not _one_off(message):
         _remember(frame, message, layout, candidates)
     return message
 

@@ -144,6 +144,8 @@ class HandshakeResult:
 class Run:
     num_traces: int = 0
     """Zero for a plain engine-driven trace; positive asks for a ``TraceBatch`` of prior traces."""
+    seed: int = 0
+    """For a batch, nonzero seeds the simulator's generator first (uint32 on the wire)."""
 
 
 @dataclass(frozen=True, eq=False)

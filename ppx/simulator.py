@@ -4,7 +4,8 @@
 with the model's name and our capabilities, each Run by running the model once
 with every ``sample``/``observe``/``tag`` forwarded to the engine, and, when the
 engine negotiated the ``trace-batch`` extension, a Run for many prior traces by
-running the model locally and replying with all of them in one ``TraceBatch``.
+running the model locally and replying with all of them in one ``TraceBatch``
+(its values drawn from torch's generator, seeded first when the Run carries a seed).
 Sparse observed values and ``SparseNormal`` distributions go to the engine as
 they are when it negotiated the ``sparse-tensor`` extension, and densified (a
 plain Tensor, a Normal) otherwise.
@@ -207,7 +208,7 @@ class _Session:
                 self.refuse(f"Run.num_traces {request.num_traces} is more than the {MAX_BATCH_TRACES} "
                             f"traces one batch may hold")
             else:
-                self._run_batch(request.num_traces)
+                self._run_batch(request.num_traces, request.seed)
         else:
             self._reply(m.Reset())
 
@@ -225,8 +226,10 @@ class _Session:
             return
         self._reply(m.RunResult(as_result_array(result)))
 
-    def _run_batch(self, num_traces: int) -> None:
+    def _run_batch(self, num_traces: int, seed: int) -> None:
         traces, results = [], []
+        if seed:
+            torch.manual_seed(seed)
         try:
             sparse = m.CAPABILITY_SPARSE in self.capabilities
             for _ in range(num_traces):

@@ -77,7 +77,7 @@ def trace_batches(draw: st.DrawFn) -> m.TraceBatch:
 MESSAGES: dict[type, st.SearchStrategy] = {
     m.Handshake: st.builds(m.Handshake, texts, uint32, st.lists(texts, max_size=3).map(tuple)),
     m.HandshakeResult: st.builds(m.HandshakeResult, texts, texts, uint32, st.lists(texts, max_size=3).map(tuple)),
-    m.Run: st.builds(m.Run, uint32),
+    m.Run: st.builds(m.Run, uint32, uint32),
     m.RunResult: st.builds(m.RunResult, st.none() | arrays()),
     m.Sample: st.builds(m.Sample, texts, texts, distributions(), st.booleans()),
     m.SampleResult: st.builds(m.SampleResult, arrays()),
@@ -265,7 +265,12 @@ def test_generated_code_reads_our_empty_messages(message: m.Message) -> None:
     root = GeneratedMessage.Message.GetRootAs(frame, 0)
     assert root.BodyType() == m.MESSAGE_TYPES.index(type(message)) + 1
     if isinstance(message, m.Run):
-        assert generated_body(message).NumTraces() == 0
+        assert generated_body(message).NumTraces() == 0 and generated_body(message).Seed() == 0
+
+
+def test_generated_code_reads_a_seeded_batch_run() -> None:
+    body = generated_body(m.Run(num_traces=64, seed=2**32 - 1))
+    assert (body.NumTraces(), body.Seed()) == (64, 2**32 - 1)
 
 
 # ---------------------------------------------------------------- what flatc code builds, we decode

@@ -28,8 +28,7 @@ from .test_codec import MESSAGES, arrays, assert_same, floats, special_floats
 from .test_codec_fuzz import CORPUS_FRAMES, CORPUS_IDS, mutations
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-TEMPLATED = (m.Sample, m.Observe, m.SampleResult, m.RunResult, m.Tag, m.Run, m.ObserveResult, m.TagResult,
-             m.Reset)
+TEMPLATED = (m.Sample, m.Observe, m.SampleResult, m.RunResult, m.Tag, m.ObserveResult, m.TagResult, m.Reset)
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +97,20 @@ def test_encode_writes_the_codecs_bytes_from_a_template(cls: type, data: st.Data
 def test_other_messages_go_to_the_codec(message: m.Message) -> None:
     assert fastcodec.encode(message) == codec.encode(message)
     assert_same(fastcodec.decode(codec.encode(message)), message)
+
+
+def test_an_engine_driven_run_gets_a_template_and_batch_runs_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    batches = [m.Run(num_traces=64, seed=seed) for seed in range(1, 4)]
+    for message in [m.Run(), *batches]:
+        assert fastcodec.encode(message) == codec.encode(message)
+        assert_same(fastcodec.decode(codec.encode(message)), message)
+    frames = [codec.encode(message) for message in batches]
+    from_template(monkeypatch)
+    assert_same(fastcodec.decode(fastcodec.encode(m.Run())), m.Run())
+    with pytest.raises(AssertionError, match="fell back"):  # each seed would be a template of its own
+        fastcodec.encode(batches[0])
+    with pytest.raises(AssertionError, match="fell back"):
+        fastcodec.decode(frames[0])
 
 
 def test_layouts_that_differ_in_more_than_data_get_their_own_templates() -> None:

@@ -35,8 +35,15 @@ class Run(object):
             return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
         return 0
 
+    # Run
+    def Seed(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
+        return 0
+
 def RunStart(builder):
-    builder.StartObject(1)
+    builder.StartObject(2)
 
 def Start(builder):
     RunStart(builder)
@@ -46,6 +53,12 @@ def RunAddNumTraces(builder, numTraces):
 
 def AddNumTraces(builder, numTraces):
     RunAddNumTraces(builder, numTraces)
+
+def RunAddSeed(builder, seed):
+    builder.PrependUint32Slot(1, seed, 0)
+
+def AddSeed(builder, seed):
+    RunAddSeed(builder, seed)
 
 def RunEnd(builder):
     return builder.EndObject()
