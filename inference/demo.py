@@ -171,7 +171,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     import torch
     torch.manual_seed(config.seed)
     loaded = _load(config.network) if config.network else None
-    with SimulatorPool(config.simulator_command, workers=config.workers, timeout=120) as pool:
+    with SimulatorPool(config.simulator_command, workers=config.workers, timeout=120, reproducible=True) as pool:
         network, training = loaded or _train(pool, config, progress)
         trained = time.perf_counter()
         ic = importance_sampling(pool, config.traces, observation,

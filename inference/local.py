@@ -14,6 +14,7 @@ from inference.controllers import PRIOR, Controller, draw_from_prior
 from inference.observations import check_observed_shape
 from inference.remote import Observations, Stages
 from inference.sequential import OneTraceAtATime
+from inference.streams import Seed
 from inference.trace import StageCall, Trace
 from ppx.distributions import as_float64_array, as_wire_value, kind_of
 from ppx.messages import RECORD_OBSERVE, RECORD_SAMPLE, SITE_STAGE
@@ -84,8 +85,8 @@ class LocalSimulator(OneTraceAtATime):
         return handler.trace
 
     def prior(self, num_traces: int, observations: Optional[Observations] = None, batch_size: int = 64,
-              on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
-        return self.run_many([PRIOR] * num_traces, observations, on_done)
+              on_done: Optional[Callable[[list[Trace]], None]] = None, seed: Seed = None) -> list[Trace]:
+        return self.run_many([PRIOR] * num_traces, observations, on_done, seed)
 
     def close(self) -> None:
         pass

@@ -12,6 +12,12 @@ killed by the kernel when the engine's process exits, however it exits.
 Copies that wait for a proposal from the engine (an IC network) are answered
 together, with one batched network call; a copy that asks first waits for the
 others, for at most as long as such a call takes.
+
+Every job draws from its own random stream (``inference.streams``), seeded in job
+order, so under ``torch.manual_seed`` a run gives the same traces whatever the
+number of copies and whichever copy served which job. IC proposals join in when the
+pool is ``reproducible``, at the price of a network head call per trace rather
+than per batch.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from inference.child_lifetime import dies_with_this_process
 from inference.controllers import PRIOR, Controller
 from inference.remote import (Job, Observations, ProposalRequest, RemoteSimulator, Stages, answer_proposals,
                               batch_job, trace_job)
+from inference.streams import Seed, Stream, job_seeds
 from inference.trace import Trace
 from ppx.channel import channel_path
 from ppx.curve import ENVIRONMENT_VARIABLE, KeyDirectory
@@ -67,6 +74,7 @@ class _Worker:
         self.simulator: Optional[RemoteSimulator] = None
         self.job: Optional[Job] = None
         self.job_index = -1
+        self.stream: Optional[Stream] = None
         self.polled: object = None
         self.deadline = 0.0
         self.address = ""
@@ -87,6 +95,8 @@ class SimulatorPool:
         curve: a key directory from ``ppx keys``: the copies are launched with it as
             ``$PPX_CURVE`` and the engine authenticates with it; None takes ``$PPX_CURVE``
             when it is set, ``""`` means none.
+        reproducible: draw batched IC proposals from each trace's own stream too, so that a
+            seeded run repeats them (to the rounding of the batched LSTM step).
     """
 
     GATHER_CAP_SECONDS = 5e-3
@@ -94,7 +104,8 @@ class SimulatorPool:
 
     def __init__(self, command: str | Sequence[str], workers: int = 2, *, timeout: float = 30.0,
                  startup_timeout: float = 60.0, max_restarts: int = 100,
-                 stages: Optional[Stages] = None, curve: Optional[KeyDirectory] = None) -> None:
+                 stages: Optional[Stages] = None, curve: Optional[KeyDirectory] = None,
+                 reproducible: bool = False) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.command = command
@@ -103,6 +114,7 @@ class SimulatorPool:
         self.max_restarts = max_restarts
         self.stages = dict(stages or {})
         self.curve = curve
+        self.reproducible = reproducible
         self.restarts = 0
         self.dropped = 0
         self._gather_seconds = 0.0
@@ -175,18 +187,23 @@ class SimulatorPool:
         return self._workers[0].simulator.model_name
 
     def execute(self, jobs: Sequence[Callable[[], Job]],
-                on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[list[Trace]]:
+                on_done: Optional[Callable[[list[Trace]], None]] = None,
+                seeds: Optional[Sequence[int]] = None) -> list[list[Trace]]:
         """Run every job, interleaved over the copies; ``jobs[i]()`` makes job i afresh
-        (it is made again if its copy fails). Results come back in job order."""
+        (it is made again if its copy fails), and it draws from the stream ``seeds[i]``
+        (by default seeds from torch's generator). Results come back in job order."""
         results: list[Optional[list[Trace]]] = [None] * len(jobs)
+        seeds = job_seeds(len(jobs)) if seeds is None else seeds
         queue = deque(range(len(jobs)))
         poller = zmq.Poller()
         busy: dict[zmq.Socket, _Worker] = {}
 
         def start(worker: _Worker) -> None:
             index = queue.popleft()
-            worker.job, worker.job_index = jobs[index](), index
-            worker.simulator.connection.send(next(worker.job))
+            worker.job, worker.job_index, worker.stream = jobs[index](), index, Stream(seeds[index])
+            with worker.stream:
+                frame = next(worker.job)
+            worker.simulator.connection.send(frame)
             worker.deadline = time.monotonic() + self.timeout
             # Kept, as a reset connection no longer knows what it was polled by.
             worker.polled = worker.simulator.connection.socket
@@ -197,7 +214,7 @@ class SimulatorPool:
             if worker.polled in busy:
                 poller.unregister(worker.polled)
                 del busy[worker.polled]
-            worker.job = worker.polled = None
+            worker.job = worker.polled = worker.stream = None
 
         def drop_and_restart(worker: _Worker, why: str) -> None:
             """Drop the worker's partial trace, restart its copy and run the job again first."""
@@ -211,7 +228,9 @@ class SimulatorPool:
             """Hand the worker's reply to its job and send what the job asks next,
             or add the worker to ``waiting`` when the job asks for a proposal."""
             try:
-                frame = worker.job.send(worker.simulator.connection.receive(0))
+                reply = worker.simulator.connection.receive(0)
+                with worker.stream:
+                    frame = worker.job.send(reply)
             except StopIteration as done:
                 results[worker.job_index] = done.value
                 release(worker)
@@ -226,6 +245,7 @@ class SimulatorPool:
                 drop_and_restart(worker, f"broke the protocol ({err})")
                 return
             if isinstance(frame, ProposalRequest):
+                frame.stream = worker.stream if self.reproducible else None
                 waiting.append((worker, frame))
                 return
             worker.simulator.connection.send(frame)
@@ -257,7 +277,9 @@ class SimulatorPool:
                     answers = answer_proposals([request for _, request in waiting])
                     self._gather_seconds = min(time.perf_counter() - started, self.GATHER_CAP_SECONDS)
                     for (worker, _), answer in zip(waiting, answers):
-                        worker.simulator.connection.send(worker.job.send(answer))
+                        with worker.stream:
+                            frame = worker.job.send(answer)
+                        worker.simulator.connection.send(frame)
                         worker.deadline = time.monotonic() + self.timeout
                 now = time.monotonic()
                 for worker in list(busy.values()):
@@ -273,21 +295,24 @@ class SimulatorPool:
         return results  # type: ignore[return-value]
 
     def run_many(self, controllers: Sequence[Controller], observations: Optional[Observations] = None,
-                 on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
-        """One engine-driven trace per controller, in parallel over the copies."""
+                 on_done: Optional[Callable[[list[Trace]], None]] = None, seed: Seed = None) -> list[Trace]:
+        """One engine-driven trace per controller, in parallel over the copies; ``seed`` (by
+        default one from torch's generator) fixes their random streams."""
         jobs = [(lambda c=c: trace_job(c, observations, self.stages)) for c in controllers]
-        return [traces[0] for traces in self.execute(jobs, on_done)]
+        return [traces[0] for traces in self.execute(jobs, on_done, job_seeds(len(jobs), seed))]
 
     def prior(self, num_traces: int, observations: Optional[Observations] = None, batch_size: int = 64,
-              on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
-        """Prior traces, in batches sampled by the simulators when they all support it."""
+              on_done: Optional[Callable[[list[Trace]], None]] = None, seed: Seed = None) -> list[Trace]:
+        """Prior traces, in batches sampled by the simulators when they all support it; ``seed``
+        as for ``run_many``."""
         if not self.supports_batches:
-            return self.run_many([PRIOR] * num_traces, observations, on_done)
+            return self.run_many([PRIOR] * num_traces, observations, on_done, seed)
         sizes = [batch_size] * (num_traces // batch_size)
         if num_traces % batch_size:
             sizes.append(num_traces % batch_size)
-        jobs = [(lambda size=size: batch_job(size, observations)) for size in sizes]
-        return [trace for traces in self.execute(jobs, on_done) for trace in traces]
+        seeds = job_seeds(len(sizes), seed)
+        jobs = [(lambda size=size, s=s: batch_job(size, observations, s)) for size, s in zip(sizes, seeds)]
+        return [trace for traces in self.execute(jobs, on_done, seeds) for trace in traces]
 
     def close(self) -> None:
         for worker in self._workers:

@@ -18,6 +18,7 @@ from inference.controllers import PRIOR, Controller, draw_from_prior
 from inference.observations import check_observed_shape
 from inference.prior_draws import draw_prior
 from inference.sequential import OneTraceAtATime
+from inference.streams import Seed, Stream, job_seeds
 from inference.trace import StageCall, Trace
 from ppx import codec, fastcodec
 from ppx import messages as m
@@ -38,9 +39,10 @@ Job = Generator[Any, Any, list[Trace]]
 
 class ProposalRequest:
     """A controlled sample whose value a batched controller will choose, possibly together with
-    the waiting samples of other traces."""
+    the waiting samples of other traces; drawn from ``stream``, its trace's random stream, when
+    an executor set one, else from torch's generator."""
 
-    __slots__ = ("controller", "trace", "key", "name", "distribution")
+    __slots__ = ("controller", "trace", "key", "name", "distribution", "stream")
 
     def __init__(self, controller: Controller, trace: Trace, key: str, name: str, distribution: Any) -> None:
         self.controller = controller
@@ -48,6 +50,7 @@ class ProposalRequest:
         self.key = key
         self.name = name
         self.distribution = distribution
+        self.stream: Optional[Stream] = None
 
 
 def answer_proposals(requests: Sequence[ProposalRequest]) -> list[tuple[np.ndarray, Optional[float]]]:
@@ -163,9 +166,10 @@ def trace_job(controller: Controller = PRIOR, observations: Optional[Observation
             raise _unexpected(reply, _TRACE_STEP, "during a trace")
 
 
-def batch_job(num_traces: int, observations: Optional[Observations] = None) -> Job:
-    """``num_traces`` prior traces sampled by the simulator itself, in one exchange."""
-    reply = codec.decode((yield codec.encode(m.Run(num_traces=num_traces))))
+def batch_job(num_traces: int, observations: Optional[Observations] = None, seed: int = 0) -> Job:
+    """``num_traces`` prior traces sampled by the simulator itself, in one exchange; a nonzero
+    ``seed`` (below 2^32) seeds the simulator's generator for them."""
+    reply = codec.decode((yield codec.encode(m.Run(num_traces=num_traces, seed=seed))))
     if not isinstance(reply, m.TraceBatch):
         raise _unexpected(reply, "TraceBatch", f"to a request for {num_traces} prior traces")
     unpacked = unpack(reply)
@@ -298,10 +302,12 @@ class RemoteSimulator(OneTraceAtATime):
         return self.execute(trace_job(controller, observations, self.stages))[0]
 
     def prior(self, num_traces: int, observations: Optional[Observations] = None, batch_size: int = 64,
-              on_done: Optional[Callable[[list[Trace]], None]] = None) -> list[Trace]:
-        """Prior traces: batched and pipelined when the simulator supports it, else one by one."""
+              on_done: Optional[Callable[[list[Trace]], None]] = None, seed: Seed = None) -> list[Trace]:
+        """Prior traces: batched and pipelined when the simulator supports it, else one by one.
+        ``seed`` (by default one from torch's generator) fixes their values."""
         if not self.supports_batches:
-            return self.run_many([PRIOR] * num_traces, observations, on_done)
+            return self.run_many([PRIOR] * num_traces, observations, on_done, seed)
+        seeds = iter(job_seeds(-(-num_traces // batch_size), seed))
         traces: list[Trace] = []
         remaining = num_traces
         job: Optional[Job] = None
@@ -312,7 +318,7 @@ class RemoteSimulator(OneTraceAtATime):
                 if remaining > 0:  # ask for the next batch before unpacking this one
                     size = min(batch_size, remaining)
                     remaining -= size
-                    next_job = batch_job(size, observations)
+                    next_job = batch_job(size, observations, next(seeds))
                     self.connection.send(next(next_job))
                 if job is not None:
                     try:

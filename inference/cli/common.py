@@ -163,7 +163,8 @@ def open_simulator(args: argparse.Namespace) -> Iterator[Any]:
     if args.address:
         simulator: Any = RemoteSimulator(args.address, timeout=args.timeout, stages=stages)
     elif args.simulator:
-        simulator = SimulatorPool(args.simulator, workers=args.workers, timeout=args.timeout, stages=stages)
+        simulator = SimulatorPool(args.simulator, workers=args.workers, timeout=args.timeout, stages=stages,
+                                  reproducible=getattr(args, "seed", None) is not None)
     else:
         simulator = LocalSimulator(_load_model(args.model), stages=stages)
     try:

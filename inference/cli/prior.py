@@ -12,7 +12,7 @@ import argparse
 import functools
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from tqdm.auto import tqdm
 
@@ -24,7 +24,8 @@ from inference.trace import Trace
 from inference.trace_file import PRECISIONS, write_traces
 from inference.trace_shards import Shard, plan_shards
 
-Draw = Callable[[int], list[Trace]]
+Draw = Callable[[int, Optional[int]], list[Trace]]
+"""``draw(count, part)``: ``count`` traces; ``part`` (a shard's number) varies their seed."""
 Save = Callable[[str, list[Trace]], None]
 COMPRESSION_CHOICES = ("lzf", "gzip", "none")
 
@@ -70,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
             observed_names.update(done)
             bar.update(len(done))
 
-        def draw(count: int) -> list[Trace]:
-            return simulator.prior(count, observations, batch_size=args.batch_size, on_done=advance)
+        def draw(count: int, part: Optional[int]) -> list[Trace]:
+            # Each shard's traces come from the run's seed and the shard's number, so that a
+            # resumed run draws its missing shards as the first run would have.
+            seed = args.seed if args.seed is None or part is None else (args.seed, part)
+            return simulator.prior(count, observations, batch_size=args.batch_size, on_done=advance, seed=seed)
 
         save = functools.partial(write_traces, model_name=getattr(simulator, "model_name", ""),
                                  compression=None if args.compression == "none" else args.compression,
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _draw_to_file(path: str | None, num_traces: int, draw: Draw, save: Save) -> list[Trace]:
     """Draw ``num_traces`` traces, written to the one file ``path`` (if given) as a whole or not at all."""
-    traces = draw(num_traces)
+    traces = draw(num_traces, None)
     if path:
         try:
             save(path, traces)
@@ -119,7 +123,7 @@ def _write_shards(directory: str, shards: list[Shard], missing: list[Shard], dra
     os.makedirs(directory, exist_ok=True)
     chunk: list[Trace] = []
     for shard in missing:
-        chunk = draw(shard.num_traces)
+        chunk = draw(shard.num_traces, shard.index)
         try:
             save(shard.path, chunk)
         except OutOfSpace as err:

@@ -6,10 +6,16 @@ traces (on several simulators of a pool) wait for a proposal at the same time,
 ``choose_batch`` advances all of them with one LSTM call and one head call per
 address. Addresses the network has never seen, and ``control=False`` choices,
 are drawn from the prior.
+
+A request that carries its trace's random stream (a pool run for reproducibility,
+``inference.streams``) is drawn from that stream, with a head call of its own: a
+value drawn as one row of a batch would depend on which other traces happened to
+share the batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional, Sequence
 
 import numpy as np
@@ -46,7 +52,6 @@ class NetworkProposal:
         return NetworkController(self)
 
 
-
 class NetworkController(Controller):
     """Proposes the controlled samples of one trace; its LSTM state advances with the trace."""
 
@@ -74,7 +79,8 @@ def choose_batch(requests: Sequence[ProposalRequest]) -> list[tuple[np.ndarray, 
         if request.controller.proposal.network.knows(request.key):
             known.append(i)
         else:
-            results[i] = (draw_from_prior(request.distribution), None)
+            with request.stream or contextlib.nullcontext():
+                results[i] = (draw_from_prior(request.distribution), None)
     by_network: dict[int, list[int]] = {}
     for i in known:
         by_network.setdefault(id(requests[i].controller.proposal.network), []).append(i)
@@ -86,7 +92,8 @@ def choose_batch(requests: Sequence[ProposalRequest]) -> list[tuple[np.ndarray, 
 
 
 def _advance(requests: list[ProposalRequest]) -> list[tuple[np.ndarray, float]]:
-    """One LSTM step for every request, and one head call per address among them."""
+    """One LSTM step for every request, and one head call per address among them (per request
+    when they carry their streams)."""
     network = requests[0].controller.proposal.network
     config = network.config
     # Requests at the same step (address, and the address before it) share their input computation.
@@ -113,20 +120,34 @@ def _advance(requests: list[ProposalRequest]) -> list[tuple[np.ndarray, float]]:
     for i, request in enumerate(requests):
         by_key.setdefault(request.key, []).append(i)
     for key, indices in by_key.items():
-        address = network.addresses[network.address_index[key]]
-        params = tuple(torch.cat(parts) for parts in zip(*(
-            _prior_params(requests[i].distribution, address.numel, address.categories) for i in indices)))
-        rows = [position[i] for i in indices]
-        embedding = torch.cat([requests[i].controller.proposal.observation_embedding for i in indices])
-        proposal = network.proposal(key, outputs[0, rows], embedding, params)
-        values = proposal.sample()
-        log_q = proposal.log_prob(values).reshape(len(indices), -1).sum(1)
-        embedded_values = in_prior_units(address.kind, values.reshape(len(indices), -1), params)
-        for j, (i, row) in enumerate(zip(indices, rows)):
-            controller = requests[i].controller
+        if any(requests[i].stream is not None for i in indices):
+            draws = [_propose(network, key, outputs, [requests[i]], [position[i]]) for i in indices]
+            values, log_q, embedded_values = (torch.cat(parts) for parts in zip(*draws))
+        else:
+            values, log_q, embedded_values = _propose(network, key, outputs, [requests[i] for i in indices],
+                                                      [position[i] for i in indices])
+        for j, i in enumerate(indices):
+            row, controller = position[i], requests[i].controller
             controller.state = (hidden[:, row:row + 1].clone(), cell[:, row:row + 1].clone())
             controller.previous_key = key
             controller.previous_value = embedded_values[j:j + 1]
             shape = requests[i].distribution.shape()
             results[i] = (values[j].reshape(shape).numpy().astype(np.float64), float(log_q[j]))
     return results  # type: ignore[return-value]
+
+
+def _propose(network: InferenceNetwork, key: str, outputs: torch.Tensor, requests: list[ProposalRequest],
+             rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Values drawn from the proposal at ``key`` for requests whose LSTM outputs are ``rows``
+    of ``outputs``, their log densities, and the values in prior units for the next step;
+    a single request draws from its stream when it has one."""
+    address = network.addresses[network.address_index[key]]
+    params = tuple(torch.cat(parts) for parts in zip(*(
+        _prior_params(request.distribution, address.numel, address.categories) for request in requests)))
+    embedding = torch.cat([request.controller.proposal.observation_embedding for request in requests])
+    proposal = network.proposal(key, outputs[0, rows], embedding, params)
+    stream = requests[0].stream if len(requests) == 1 else None
+    with stream or contextlib.nullcontext():
+        values = proposal.sample()
+    log_q = proposal.log_prob(values).reshape(len(requests), -1).sum(1)
+    return values, log_q, in_prior_units(address.kind, values.reshape(len(requests), -1), params)

@@ -80,3 +80,23 @@ def test_full_disk_with_one_output_file_says_nothing_was_saved(tmp_path):
     assert run.returncode == 2, run.stderr
     assert f"disk full or file too large while writing {out} (File too large); no traces were saved" in run.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_a_seeded_dataset_resumed_holds_the_traces_of_an_uninterrupted_run(tmp_path):
+    """Each shard's traces follow the seed and the shard's number, not how many shards the run before
+    had written: a resumed run neither repeats the first shards' traces nor differs from one run."""
+    def mus(directory) -> list[list[float]]:
+        return [[float(t.named("mu").value) for t in read_traces(path)] for path in dataset_paths([str(directory)])]
+
+    flags = ["prior", "--simulator", "python -m simulators.gaussian", "--workers", "2", "-n", "300",
+             "--shard-size", "100", "--batch-size", "16", "--seed", "4", "--quiet"]
+    assert main([*flags, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*flags, "--out", str(tmp_path / "resumed")]) == 0
+    os.remove(tmp_path / "resumed" / "prior-000001.h5")
+    os.remove(tmp_path / "resumed" / "prior-000002.h5")
+    assert main([*flags, "--out", str(tmp_path / "resumed")]) == 0
+    whole = mus(tmp_path / "whole")
+    assert mus(tmp_path / "resumed") == whole
+    assert len({mu for shard in whole for mu in shard}) == 300
+    assert main([*flags[:-2], "5", "--quiet", "--out", str(tmp_path / "other")]) == 0
+    assert mus(tmp_path / "other")[0] != whole[0]
