@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
 
-from benchmarks._processes import machine
+from benchmarks._processes import start_run
 from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, assess, timed, true_log_joint
 from inference.ic import NetworkProposal
 from inference.ic.adapt import Adaptation, adapted_importance_sampling
@@ -40,9 +39,7 @@ def main() -> None:
                         help="keep the rounds' traces in the adapted posterior (mixture weights)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    print(f"machine: {machine()}")
+    start_run()
     network, _ = load_checkpoint(args.network)
     adaptation = Adaptation(rounds=args.rounds, traces_per_round=args.round_traces,
                             steps_per_round=args.steps, tempered_ess=args.tempered_ess)

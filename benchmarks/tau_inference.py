@@ -56,12 +56,12 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
 
-from benchmarks._processes import machine
+from benchmarks._processes import start_run
 from inference import plots
 from inference.ic import NetworkConfig, NetworkProposal, OnlineSource, Trainer, TrainingConfig
 from inference.ic.adapt import Adaptation, adapted_importance_sampling
@@ -139,15 +139,29 @@ def true_trace(seed: int, image_source: str) -> Trace:
 
 def true_log_joint(seed: int, truth: dict, image_source: str) -> float:
     """log p(x, y) of the event ``tau_decay.generate_event(seed, image_source=image_source)`` drew."""
-    trace = true_trace(seed, image_source)
+    return log_joint(true_trace(seed, image_source), truth)
+
+
+def log_joint(trace: Trace, truth: dict) -> float:
+    """log p(x, y) of ``trace``, the true trace of the event whose latents are ``truth``."""
     assert float(trace.named("px").value) == truth["px"], "the repeated draw is not the event's"
     return trace.log_prior + trace.log_likelihood
 
 
-def held_out_ic_runs(network_path: str, events: int, runs: int, workers: int
-                     ) -> Iterator[tuple[object, int, dict, NetworkProposal, Posterior]]:
-    """IC IS with a trained network on held-out likelihood-image events 0 .. ``events`` - 1:
-    per event (network, event seed, truth, proposal, posterior of ``runs`` draws)."""
+class HeldOutRun(NamedTuple):
+    """IC IS on one held-out likelihood-image event."""
+
+    network: Any
+    event: int
+    truth: dict
+    true_trace: Trace
+    proposal: NetworkProposal
+    posterior: Posterior
+
+
+def held_out_ic_runs(network_path: str, events: int, runs: int, workers: int) -> Iterator[HeldOutRun]:
+    """IC IS with a trained network on held-out likelihood-image events 0 .. ``events`` - 1, each
+    with ``runs`` draws."""
     from inference.ic.adapt import quiet_weight_warnings
 
     torch.set_num_threads(1)
@@ -159,17 +173,17 @@ def held_out_ic_runs(network_path: str, events: int, runs: int, workers: int
             seed = FIRST_EVENT_SEED + event
             truth, observations = tau_decay.generate_event(seed, image_source="likelihood")
             proposal = NetworkProposal(network, observations)
-            yield network, seed, truth, proposal, importance_sampling(pool, runs, observations, proposal=proposal)
+            posterior = importance_sampling(pool, runs, observations, proposal=proposal)
+            yield HeldOutRun(network, event, truth, true_trace(seed, "likelihood"), proposal, posterior)
 
 
-def truth_log_weight_ratio(network, proposal: NetworkProposal, posterior: Posterior, seed: int,
-                           image_source: str) -> float:
+def truth_log_weight_ratio(network, proposal: NetworkProposal, posterior: Posterior, trace: Trace) -> float:
     """log(w* / Z): the true trace weighed as the IC run weighs its draws, over the run's evidence
     estimate; far above log(runs) where the proposal seldom visits the truth's region
     (``benchmarks.tau_truth_weight``)."""
     from benchmarks.tau_truth_weight import log_weight
 
-    return log_weight(network, true_trace(seed, image_source), proposal.observation_embedding) - posterior.log_evidence
+    return log_weight(network, trace, proposal.observation_embedding) - posterior.log_evidence
 
 
 def below_truth(posterior: Posterior, truth: dict) -> dict:
@@ -277,11 +291,7 @@ def main() -> None:
     parser.add_argument("--out", default="tau-inference-output")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}")
+    out = start_run(args.out)
     adaptation = Adaptation(rounds=args.adapt_rounds, traces_per_round=args.adapt_traces,
                             steps_per_round=args.adapt_steps)
     results: dict[str, list[dict]] = {"IC IS": [], IC_ADAPTED: [], IC_ROUNDS_KEPT: [], "prior IS": [],
@@ -291,11 +301,12 @@ def main() -> None:
         network = train_network(pool, args, out)
         for index in range(args.events):
             truth, observation = tau_decay.generate_event(FIRST_EVENT_SEED + index, image_source=args.image_source)
-            truth["log_joint"] = true_log_joint(FIRST_EVENT_SEED + index, truth, args.image_source)
+            truth_trace = true_trace(FIRST_EVENT_SEED + index, args.image_source)
+            truth["log_joint"] = log_joint(truth_trace, truth)
             proposal = NetworkProposal(network, observation)
             ic, ic_seconds = timed(lambda: importance_sampling(pool, args.traces, observation, proposal=proposal))
             prior, prior_seconds = timed(lambda: importance_sampling(pool, args.traces, observation))
-            truth_ratio = truth_log_weight_ratio(network, proposal, ic, FIRST_EVENT_SEED + index, args.image_source)
+            truth_ratio = truth_log_weight_ratio(network, proposal, ic, truth_trace)
             results["IC IS"].append(dict(assess(ic, truth, ic_seconds, args.traces, ic.ess), event=index,
                                          truth_log_weight_ratio=truth_ratio))
             results["prior IS"].append(dict(assess(prior, truth, prior_seconds, args.traces, prior.ess),

@@ -26,9 +26,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from benchmarks._processes import machine
+from benchmarks._processes import start_run
 from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, below_truth, covered, true_log_joint
 from inference import plots
 from inference.ic import NetworkProposal
@@ -106,9 +105,7 @@ def main() -> None:
     parser.add_argument("--out", default="tau-is-scaling-output",
                         help="folder for tau_is_scaling.json and best_trace_gaps.png")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    print(f"machine: {machine()}")
+    start_run()
     network, _ = load_checkpoint(args.network)
     sizes = prefix_sizes(args.smallest, args.traces)
     results: dict[str, list[list[dict]]] = {engine: [] for engine in ENGINES}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from benchmarks._processes import machine
-from benchmarks.tau_inference import FIRST_EVENT_SEED, held_out_ic_runs, true_trace
+from benchmarks.tau_inference import held_out_ic_runs
 from inference.trace import Trace
 
 GROUPS = ("momentum", "channel", "angles", "masses", "deposits")
@@ -65,15 +65,15 @@ def main() -> None:
     print("-log q of the truth / mean over the network's draws / surprise (nats)")
     print(header)
     totals = defaultdict(list)
-    for network, seed, truth, proposal, posterior in held_out_ic_runs(args.network, args.events, args.draws,
-                                                                       args.workers):
-        at_truth = grouped_surprisal(network, [true_trace(seed, "likelihood")], proposal.observation_embedding)[0]
-        entropy = grouped_surprisal(network, posterior.traces, proposal.observation_embedding).mean(axis=0)
+    for run in held_out_ic_runs(args.network, args.events, args.draws, args.workers):
+        embedding = run.proposal.observation_embedding
+        at_truth = grouped_surprisal(run.network, [run.true_trace], embedding)[0]
+        entropy = grouped_surprisal(run.network, run.posterior.traces, embedding).mean(axis=0)
         surprise = at_truth - entropy
         for group, value in zip(GROUPS, surprise):
             totals[group].append(value)
         cells = "".join(f"{a:>8.1f}{e:>7.1f}{s:>7.1f}" for a, e, s in zip(at_truth, entropy, surprise))
-        print(f"{seed - FIRST_EVENT_SEED} {truth['channel_name']:<20}{cells}")
+        print(f"{run.event} {run.truth['channel_name']:<20}{cells}")
     print(f"{'median surprise':<22}" + "".join(f"{np.median(totals[group]):>22.1f}" for group in GROUPS))
 
 

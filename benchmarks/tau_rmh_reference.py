@@ -24,12 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 
 import numpy as np
-import torch
 
-from benchmarks._processes import machine
+from benchmarks._processes import machine, start_run
 from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, timed
 from inference import plots
 from inference.ic import NetworkProposal
@@ -68,11 +66,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="tau-rmh-reference")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}")
+    out = start_run(args.out)
     network, _ = load_checkpoint(args.network)
     network.eval()
     rows = []

@@ -26,7 +26,7 @@ import math
 import torch
 
 from benchmarks._processes import machine
-from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, held_out_ic_runs, true_trace
+from benchmarks.tau_inference import MOMENTA, held_out_ic_runs
 from inference.ic.network import controlled_samples
 from inference.trace import Trace, fill_log_probs
 
@@ -50,16 +50,16 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"{'event':<18}{'ESS':>7}" + "".join(f"{name + ' rank':>10}" for name in MOMENTA)
           + f"{'log(w*/Z)':>11}{'truth share':>13}{'formula check':>15}")
-    for network, seed, truth, proposal, posterior in held_out_ic_runs(args.network, args.events, args.traces,
-                                                                       args.workers):
-        embedding = proposal.observation_embedding
-        check = max(abs(log_weight(network, trace, embedding) - trace.log_importance_weight)
+    for run in held_out_ic_runs(args.network, args.events, args.traces, args.workers):
+        embedding, posterior = run.proposal.observation_embedding, run.posterior
+        check = max(abs(log_weight(run.network, trace, embedding) - trace.log_importance_weight)
                     for trace in posterior.traces[:20])
-        ratio = log_weight(network, true_trace(seed, "likelihood"), embedding) - posterior.log_evidence
+        ratio = log_weight(run.network, run.true_trace, embedding) - posterior.log_evidence
         share = 1.0 / (1.0 + args.traces * math.exp(-ratio)) if ratio > -700 else 0.0
-        ranks = "".join(f"{float(posterior.cdf(name, truth[name])):>10.3f}" for name in MOMENTA)
-        print(f"{seed - FIRST_EVENT_SEED:<3}{truth['channel_name']:<15}{posterior.ess:>7.1f}{ranks}{ratio:>11.1f}"
+        ranks = "".join(f"{float(posterior.cdf(name, run.truth[name])):>10.3f}" for name in MOMENTA)
+        print(f"{run.event:<3}{run.truth['channel_name']:<15}{posterior.ess:>7.1f}{ranks}{ratio:>11.1f}"
               f"{share:>13.3f}{check:>15.1e}", flush=True)
+
 
 if __name__ == "__main__":
     main()
