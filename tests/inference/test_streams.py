@@ -13,6 +13,7 @@ from inference.ic import NetworkProposal
 from inference.importance import importance_sampling
 from inference.local import LocalSimulator
 from inference.pool import SimulatorPool
+from inference.remote import RemoteSimulator
 from inference.streams import SEED_LIMIT, Stream, job_seeds
 from simulators import branching
 
@@ -104,3 +105,11 @@ def test_in_process_prior_traces_follow_their_seed():
     simulator = LocalSimulator(branching.model)
     assert values(simulator.prior(20, seed=(2, 1))) == values(simulator.prior(20, seed=(2, 1)))
     assert values(simulator.prior(20, seed=(2, 1))) != values(simulator.prior(20, seed=(2, 2)))
+
+
+def test_a_served_simulator_samples_the_batches_a_pool_would(start_simulator):
+    with RemoteSimulator(start_simulator("simulators.branching"), timeout=5, handshake_timeout=60) as simulator:
+        served = values(simulator.prior(40, batch_size=6, seed=9))
+        assert values(simulator.prior(40, batch_size=6, seed=9)) == served
+    with SimulatorPool("python -m simulators.branching", workers=2) as pool:
+        assert values(pool.prior(40, batch_size=6, seed=9)) == served
