@@ -41,7 +41,6 @@ def start_simulator(tmp_path) -> Iterator[Callable[..., str]]:
         process.wait()
 
 
-
 @pytest.fixture(scope="module")
 def barely_trained_checkpoint(tmp_path_factory):
     """A checkpoint of ``barely_train(gaussian.model)``."""

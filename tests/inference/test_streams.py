@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
 import pytest
 import torch
 
+from inference.cli import main
 from inference.controllers import PRIOR
 from inference.ic import NetworkProposal
 from inference.importance import importance_sampling
@@ -113,3 +115,15 @@ def test_a_served_simulator_samples_the_batches_a_pool_would(start_simulator):
         assert values(simulator.prior(40, batch_size=6, seed=9)) == served
     with SimulatorPool("python -m simulators.branching", workers=2) as pool:
         assert values(pool.prior(40, batch_size=6, seed=9)) == served
+
+
+def test_ppx_posterior_repeats_under_its_seed(barely_trained_checkpoint, capsys):
+    def posterior(seed: str) -> dict:
+        assert main(["posterior", "--engine", "ic", "--network", str(barely_trained_checkpoint), "--simulator",
+                     "python -m simulators.gaussian", "--workers", "2", "--observe", "obs0=8", "--observe", "obs1=9",
+                     "-n", "200", "--seed", seed, "--json", "--quiet"]) == 0
+        return json.loads(capsys.readouterr().out)["variables"]["mu"]
+
+    first = posterior("3")
+    assert posterior("3") == pytest.approx(first, rel=1e-9)
+    assert posterior("4")["mean"] != pytest.approx(first["mean"], rel=1e-9)
