@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Optional
 
 from inference.cli.common import (add_common_arguments, add_network_placement_arguments, configure_process,
                                   embedding_kinds, emit, open_simulator, positive_int)
-from inference.ic import NetworkConfig, OfflineSource, OnlineSource, Trainer, TrainingConfig
+from inference.ic import NetworkConfig, OfflineSource, OnlineSource, Trainer, TrainingConfig, load_checkpoint
 from inference.trace_shards import dataset_paths
 
 
@@ -94,12 +94,22 @@ def run(args: argparse.Namespace) -> int:
             source = OfflineSource(paths, args.batch_size, seed=args.seed)
         else:
             simulator = stack.enter_context(open_simulator(args))
-            source = OnlineSource(simulator, args.batch_size)
+            source = OnlineSource(simulator, args.batch_size, seed=_online_seed(args))
         stack.callback(source.close)
         trainer = Trainer(source, network, training, checkpoint=args.out, resume=args.resume, device=args.device)
         progress = trainer.train(args.num_traces, progress_bar=not args.quiet)
     _report(args, trainer, progress, time.perf_counter() - started)
     return 0
+
+
+def _online_seed(args: argparse.Namespace, rank: int = 0) -> Optional[tuple[int, ...]]:
+    """The seed of the traces an online run draws: --seed, the rank, and on --resume the traces
+    already trained on, so that a resumed run goes on to fresh traces instead of drawing again
+    those it began with. None (torch's generator) without --seed."""
+    if args.seed is None:
+        return None
+    done = load_checkpoint(args.out)[1].get("progress", {}).get("traces", 0) if args.resume else 0
+    return args.seed, rank, int(done)
 
 
 def _report(args: argparse.Namespace, trainer: Trainer, progress: dict[str, Any], seconds: float,
@@ -169,7 +179,8 @@ def _train_as_rank(args: argparse.Namespace) -> int:
                     raise ValueError("with several ranks, --address must name each rank's simulator with "
                                      "{rank} or {local_rank}, or use --simulator CMD to give each rank a pool")
             simulator = stack.enter_context(open_simulator(own))
-            source = OnlineSource(simulator, local_batch_size(args.batch_size, group.world_size))
+            source = OnlineSource(simulator, local_batch_size(args.batch_size, group.world_size),
+                                  seed=_online_seed(args, group.rank))
         stack.callback(source.close)
         trainer = DistributedTrainer(source, group, network, training, large_batch, distributed,
                                      checkpoint=args.out, resume=args.resume)

@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from inference.streams import Seed
 from inference.trace import Trace
 from inference.trace_file import TraceFile
 
@@ -20,14 +21,17 @@ class OnlineSource:
 
     A background thread keeps up to ``prefetch`` batches ready, so simulator processes
     work while the engine runs its training step. Only that thread touches the simulator.
-    Batch k is drawn with the seed ``(seed, k)`` (``seed`` by default from torch's
-    generator), so a simulator that samples batches itself repeats them under a seed.
+    Batch k is drawn with the seed ``(*seed, k)`` (``seed`` one int or several, by default
+    one from torch's generator), so a simulator that samples batches itself repeats them
+    under a seed.
     """
 
-    def __init__(self, simulator: Any, batch_size: int, prefetch: int = 4, seed: Optional[int] = None) -> None:
+    def __init__(self, simulator: Any, batch_size: int, prefetch: int = 4, seed: Seed = None) -> None:
         self.simulator = simulator
         self.batch_size = batch_size
-        self.seed = int(torch.randint(0, 2**62, ())) if seed is None else seed
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()))
+        self.seed = (seed,) if isinstance(seed, int) else tuple(seed)
         self._batches: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="trace-producer", daemon=True)
@@ -38,7 +42,7 @@ class OnlineSource:
             if self._stop.is_set():
                 return
             try:
-                batch = self.simulator.prior(self.batch_size, batch_size=self.batch_size, seed=(self.seed, number))
+                batch = self.simulator.prior(self.batch_size, batch_size=self.batch_size, seed=(*self.seed, number))
             except BaseException as err:  # handed to the training thread, which raises it
                 self._batches.put(err)
                 return

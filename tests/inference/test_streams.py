@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 
@@ -10,8 +11,9 @@ import pytest
 import torch
 
 from inference.cli import main
+from inference.cli.train import _online_seed
 from inference.controllers import PRIOR
-from inference.ic import NetworkProposal
+from inference.ic import NetworkProposal, OnlineSource
 from inference.importance import importance_sampling
 from inference.local import LocalSimulator
 from inference.pool import SimulatorPool
@@ -127,3 +129,20 @@ def test_ppx_posterior_repeats_under_its_seed(barely_trained_checkpoint, capsys)
     first = posterior("3")
     assert posterior("3") == pytest.approx(first, rel=1e-9)
     assert posterior("4")["mean"] != pytest.approx(first["mean"], rel=1e-9)
+
+
+def test_online_training_repeats_its_batches_and_a_resumed_run_draws_fresh_ones(barely_trained_checkpoint):
+    def first_batches(seed) -> list[list[float]]:
+        source = OnlineSource(pool, 16, seed=seed)
+        try:
+            return values(source.next_batch() + source.next_batch())
+        finally:
+            source.close()
+
+    fresh = _online_seed(argparse.Namespace(seed=3, resume=False, out=str(barely_trained_checkpoint)))
+    resumed = _online_seed(argparse.Namespace(seed=3, resume=True, out=str(barely_trained_checkpoint)))
+    assert fresh == (3, 0, 0) and resumed == (3, 0, 640)  # the checkpoint trained on 640 traces
+    with SimulatorPool("python -m simulators.gaussian", workers=2) as pool:
+        batches = first_batches(fresh)
+        assert first_batches(fresh) == batches
+        assert not set(map(tuple, first_batches(resumed))) & set(map(tuple, batches))
