@@ -52,7 +52,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, num_traces: int) ->
     parser.add_argument("--out", metavar="PATH", help="where to write the run's output file")
     parser.add_argument("--json", action="store_true",
                         help="print the run's summary as one JSON object on stdout")
-    parser.add_argument("--seed", type=int, help="seed the engine's random choices")
+    parser.add_argument("--seed", type=int,
+                        help="seed the run's random choices, the simulators' prior batches included: the same "
+                             "seed repeats the run whatever the number of --workers")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     parser.add_argument("--threads", type=positive_int, default=1,
