@@ -29,10 +29,15 @@ Seed = Optional[int | Sequence[int]]
 """A seed, or several ints that together make one (a run's seed and a shard's number)."""
 
 
+def seed_from_torch() -> int:
+    """A seed drawn from torch's generator: fixed under ``torch.manual_seed``, fresh otherwise."""
+    return int(torch.randint(0, 2**62, ()))
+
+
 def job_seeds(count: int, seed: Seed = None) -> list[int]:
     """``count`` job seeds derived from ``seed``, or from torch's generator when it is None."""
     if seed is None:
-        seed = int(torch.randint(0, 2**62, ()))
+        seed = seed_from_torch()
     first, *rest = (seed,) if isinstance(seed, int) else seed
     # The other ints spawn a child sequence: (7, 0) differs from 7, as entropy [7, 0] would not.
     sequence = np.random.SeedSequence(first, spawn_key=tuple(rest))

@@ -9,9 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import torch
-
-from inference.streams import Seed
+from inference.streams import Seed, seed_from_torch
 from inference.trace import Trace
 from inference.trace_file import TraceFile
 
@@ -30,7 +28,7 @@ class OnlineSource:
         self.simulator = simulator
         self.batch_size = batch_size
         if seed is None:
-            seed = int(torch.randint(0, 2**62, ()))
+            seed = seed_from_torch()
         self.seed = (seed,) if isinstance(seed, int) else tuple(seed)
         self._batches: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
