@@ -176,11 +176,14 @@ def open_simulator(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def configure_process(args: argparse.Namespace) -> None:
-    """Process-wide settings a command line may make: logging and torch's thread count."""
+    """Process-wide settings a command line may make: logging, torch's thread count and, under
+    ``--seed``, torch's generator."""
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     import torch
     torch.set_num_threads(args.threads)
+    if getattr(args, "seed", None) is not None:
+        torch.manual_seed(args.seed)
 
 
 @contextmanager

@@ -80,9 +80,6 @@ def _adaptation(args: argparse.Namespace) -> Adaptation:
 
 def _joint_rmh(simulator, observations, proposal: Optional[NetworkProposal], args: argparse.Namespace):
     """RMH with joint steps, started from --start-traces IC draws where there is a network."""
-    if args.seed is not None:
-        import torch
-        torch.manual_seed(args.seed)
     count = args.start_traces or DEFAULT_START_TRACES
     starts = log_weights = None  # joint_metropolis_hastings draws `count` prior traces itself
     if proposal is not None:
@@ -118,9 +115,6 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with open_simulator(args) as simulator:
         if args.engine in ("is", "ic"):
-            if args.seed is not None:
-                import torch
-                torch.manual_seed(args.seed)
             if adaptation.rounds:
                 posterior = adapted_importance_sampling(simulator, network, args.num_traces, observations,
                                                         adaptation, progress=not args.quiet,

@@ -125,9 +125,6 @@ def run_record(args: argparse.Namespace) -> int:
         raise ValueError("--out PATH is required: the HDF5 file the showers are written to")
     if args.observe or args.observe_file:
         raise ValueError("record draws from the prior; --observe and --observe-file do not apply")
-    if args.seed is not None:
-        import torch
-        torch.manual_seed(args.seed)
     with open_simulator(args) as simulator:
         result = record_showers(simulator, args.num_traces, args.out, batch_size=args.batch_size,
                                 progress=not args.quiet)

@@ -80,9 +80,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if as_rank:
         return _train_as_rank(args)
-    if args.seed is not None:
-        import torch
-        torch.manual_seed(args.seed)
     training = TrainingConfig(batch_size=args.batch_size, learning_rate=args.learning_rate,
                               validation_size=args.validation_size, checkpoint_every=args.checkpoint_every)
     network = NetworkConfig(lstm_dim=args.lstm_dim, observation_dim=args.observation_dim,
