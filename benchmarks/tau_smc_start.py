@@ -31,6 +31,7 @@ from inference.pool import SimulatorPool
 from inference.smc import tempered_smc
 from simulators import tau_decay
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", required=True, help="IC checkpoint trained on likelihood-image tau traces")
