@@ -1,9 +1,9 @@
 """Tempered SMC on held-out tau events, its ladder started from the prior and from the IC network.
 
 On chosen held-out events of ``benchmarks.tau_inference`` (same seeds), tempered
-SMC runs with the same particles and moves once per start and seed (two by default): from the prior
-(targets p(x) p(y | x) ** beta) and from the trained network's proposal q
-(q(x) ** (1 - beta) p(x, y) ** beta, ``inference.ic.bridge``). For each run it
+SMC runs with the same particles and moves once per start and seed (two seeds by
+default): from the prior (targets p(x) p(y | x) ** beta) and from the trained
+network's proposal q (q(x) ** (1 - beta) p(x, y) ** beta, ``inference.ic.bridge``). For each run it
 prints the stages, simulator runs and seconds, the momentum posteriors against
 the truth (with the posterior probability below it), and per event the ratio of
 the runs the prior's ladder took to the network's. Two runs of one start that
