@@ -159,6 +159,11 @@ class Group:
         self._run(what, lambda: dist.broadcast(staged, src=0))
         return staged.to(tensor.device)
 
+    def barrier(self, what: str) -> None:
+        """Return once every rank has called ``barrier``."""
+        if self.world_size > 1:
+            self._run(what, dist.barrier)
+
     def all_gather_bytes(self, payload: bytes, what: str) -> list[bytes]:
         """Every rank's ``payload``, in rank order."""
         if self.world_size == 1:
@@ -231,13 +236,17 @@ def process_group(config: DistributedConfig = DistributedConfig()) -> Iterator[G
     dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=config.timeout))
     log.info("rank %d of %d joined the %s process group (pid %d)", rank, world, backend, os.getpid())
     failed = False
+    group = Group(rank, world, local, device, config.timeout)
     try:
-        yield Group(rank, world, local, device, config.timeout)
+        yield group
     except BaseException:
         failed = True
         raise
     finally:
         if not failed:
+            # No rank tears down its connections while a peer still reads from them: gloo then
+            # fails the peer ("Connection closed by peer" while it connects) or aborts it.
+            group.barrier("waiting for every rank to finish")
             dist.destroy_process_group()
         # After a failure the group is left to process exit: a barrier or an orderly shutdown
         # would wait on the rank that is gone.
