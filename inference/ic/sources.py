@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from inference.local import LocalSimulator
 from inference.streams import Seed, seed_from_torch
 from inference.trace import Trace
 from inference.trace_file import TraceFile
@@ -17,11 +18,14 @@ from inference.trace_file import TraceFile
 class OnlineSource:
     """Prior traces from a simulator (pool, remote or in-process), generated while the network trains.
 
-    A background thread keeps up to ``prefetch`` batches ready, so simulator processes
-    work while the engine runs its training step. Only that thread touches the simulator.
-    Batch k is drawn with the seed ``(*seed, k)`` (``seed`` one int or several, by default
-    one from torch's generator), so a simulator that samples batches itself repeats them
-    under a seed.
+    For a pool or a remote simulator a background thread keeps up to ``prefetch``
+    batches ready, so simulator processes work while the engine runs its training
+    step; only that thread touches the simulator. An in-process model would gain
+    nothing from the thread (it shares the interpreter with training) and, drawing
+    from torch's generator beside the training thread, would not repeat under a
+    seed, so its batches are drawn on the training thread when asked for.
+    Batch k is drawn with the seed ``(*seed, k)`` (``seed`` one int or several, by
+    default one from torch's generator), so training repeats under a seed.
     """
 
     def __init__(self, simulator: Any, batch_size: int, prefetch: int = 4, seed: Seed = None) -> None:
@@ -30,17 +34,22 @@ class OnlineSource:
         if seed is None:
             seed = seed_from_torch()
         self.seed = (seed,) if isinstance(seed, int) else tuple(seed)
+        self._numbers = itertools.count()
+        self._thread: Optional[threading.Thread] = None
+        if isinstance(simulator, LocalSimulator):
+            return
         self._batches: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="trace-producer", daemon=True)
         self._thread.start()
 
+    def _draw(self) -> list[Trace]:
+        return self.simulator.prior(self.batch_size, batch_size=self.batch_size, seed=(*self.seed, next(self._numbers)))
+
     def _produce(self) -> None:
-        for number in itertools.count():
-            if self._stop.is_set():
-                return
+        while not self._stop.is_set():
             try:
-                batch = self.simulator.prior(self.batch_size, batch_size=self.batch_size, seed=(*self.seed, number))
+                batch = self._draw()
             except BaseException as err:  # handed to the training thread, which raises it
                 self._batches.put(err)
                 return
@@ -52,14 +61,17 @@ class OnlineSource:
                     continue
 
     def next_batch(self) -> list[Trace]:
+        if self._thread is None:
+            return self._draw()
         item = self._batches.get()
         if isinstance(item, BaseException):
             raise item
         return item
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=60)
 
 
 class OfflineSource:

@@ -13,7 +13,7 @@ import torch
 from inference.cli import main
 from inference.cli.train import _online_seed
 from inference.controllers import PRIOR
-from inference.ic import NetworkProposal, OnlineSource
+from inference.ic import NetworkProposal, OnlineSource, load_checkpoint
 from inference.importance import importance_sampling
 from inference.local import LocalSimulator
 from inference.pool import SimulatorPool
@@ -146,3 +146,18 @@ def test_online_training_repeats_its_batches_and_a_resumed_run_draws_fresh_ones(
         batches = first_batches(fresh)
         assert first_batches(fresh) == batches
         assert not set(map(tuple, first_batches(resumed))) & set(map(tuple, batches))
+
+
+def test_online_training_from_an_in_process_model_repeats_under_its_seed(tmp_path, capsys):
+    def trained(seed: str) -> dict[str, torch.Tensor]:
+        out = tmp_path / f"seed{seed}-{len(list(tmp_path.iterdir()))}.ckpt"
+        assert main(["train", "--model", "simulators.gaussian:model", "-n", "192", "--batch-size", "32",
+                     "--validation-size", "32", "--lstm-dim", "8", "--observation-dim", "8", "--seed", seed,
+                     "--quiet", "--json", "--out", str(out)]) == 0
+        capsys.readouterr()
+        return load_checkpoint(out)[0].state_dict()
+
+    first = trained("5")
+    again, other = trained("5"), trained("6")
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not all(torch.equal(first[name], other[name]) for name in first)
