@@ -26,7 +26,7 @@ from inference.ic.checkpoint import load_checkpoint
 from inference.ic.network import InferenceNetwork
 from inference.importance import importance_sampling
 from inference.pool import SimulatorPool
-from inference.posterior import Posterior
+from inference.posterior import KHAT_THRESHOLD, Posterior
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _engine_row(posterior: Posterior, truth: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _table(summary: dict[str, Any]) -> str:
+def summary_table(summary: dict[str, Any]) -> str:
     engines = summary["engines"]
     lines = [f"tau event (seed {summary['config']['seed']}): true channel {summary['truth']['channel_name']}",
              f"{'latent':<10}{'truth':>10}" + "".join(f"{e + ' mean':>16}{e + ' std':>14}" for e in engines)]
@@ -121,11 +121,18 @@ def _table(summary: dict[str, Any]) -> str:
         cells = "".join(f"{engines[e]['latents'][name]['mean']:>16.3f}{engines[e]['latents'][name]['std']:>14.3f}"
                         for e in engines)
         lines.append(f"{name:<10}{summary['truth'][name]:>10.3f}{cells}")
+    unreliable = [engine for engine, row in engines.items()
+                  if row["khat"] is not None and not row["khat"] <= KHAT_THRESHOLD]
     for engine, row in engines.items():
         khat = "-" if row["khat"] is None else f"{row['khat']:.2f}"
         lines.append(f"{engine}: ESS {row['ess']:.1f} from {row['runs']} runs "
                      f"({100 * row['ess'] / row['runs']:.1f}%), k-hat {khat}, "
-                     f"P(true channel) {row['latents']['channel']['probability_of_truth']:.3f}")
+                     f"P(true channel) {row['latents']['channel']['probability_of_truth']:.3f}"
+                     + (" (unreliable: a few traces carry the weight, so a std is no uncertainty)"
+                        if engine in unreliable else ""))
+    if any(engine.startswith("IC") for engine in unreliable):
+        lines.append("IC needs a better-trained network: raise --train-traces, or pass one trained at length "
+                     "with --network (README, \"The longer run\")")
     return "\n".join(lines)
 
 
@@ -206,7 +213,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
         "files": [str(path) for path in figures] + [str(out / "posterior.nc")]
                  + ([] if loaded else [str(out / "network.ckpt")]),
     }
-    summary["table"] = _table(summary)
+    summary["table"] = summary_table(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 

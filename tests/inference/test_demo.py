@@ -112,3 +112,20 @@ def test_demo_names_a_missing_network(tmp_path):
     run = demo("--network", str(tmp_path / "absent.ckpt"), "--out", str(tmp_path / "out"))
     assert run.returncode != 0
     assert "absent.ckpt does not exist" in run.stderr
+
+
+def test_the_table_flags_unreliable_weights_and_says_how_to_get_better_ones(demo_output):
+    from inference.demo import summary_table
+
+    _, summary = demo_output
+    summary = json.loads(json.dumps(summary))
+    summary["engines"]["IC"]["khat"], summary["engines"]["prior IS"]["khat"] = 98.5, 0.3
+    lines = summary_table(summary).splitlines()
+    assert "unreliable" in next(line for line in lines if line.startswith("IC:"))
+    assert "unreliable" not in next(line for line in lines if line.startswith("prior IS:"))
+    assert "--train-traces" in lines[-1] and "--network" in lines[-1]
+
+    summary["engines"]["IC"]["khat"], summary["engines"]["prior IS"]["khat"] = 0.4, float("inf")
+    lines = summary_table(summary).splitlines()
+    assert "unreliable" in lines[-1] and lines[-1].startswith("prior IS:")  # no advice on training
+    assert not any("unreliable" in line for line in lines[:-1])
