@@ -244,8 +244,8 @@ def process_group(config: DistributedConfig = DistributedConfig()) -> Iterator[G
         raise
     finally:
         if not failed:
-            # No rank tears down its connections while a peer still reads from them: gloo then
-            # fails the peer ("Connection closed by peer" while it connects) or aborts it.
+            # The ranks leave together: a rank tearing down its connections while a peer still
+            # uses them can fail that peer (gloo: "Connection closed by peer" as it connects).
             group.barrier("waiting for every rank to finish")
             dist.destroy_process_group()
         # After a failure the group is left to process exit: a barrier or an orderly shutdown

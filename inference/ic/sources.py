@@ -16,7 +16,7 @@ from inference.trace_file import TraceFile
 
 
 class OnlineSource:
-    """Prior traces from a simulator (pool, remote or in-process), generated while the network trains.
+    """Prior traces from a simulator (pool, remote or in-process), one batch per training step.
 
     For a pool or a remote simulator a background thread keeps up to ``prefetch``
     batches ready, so simulator processes work while the engine runs its training
