@@ -33,9 +33,11 @@ from .test_codec import any_message, trace_batches
 
 pytestmark = pytest.mark.timeout(60)
 
-FUZZ = settings(max_examples=int(os.environ.get("PPX_FUZZ_EXAMPLES", "300")), deadline=timedelta(milliseconds=500),
+SLOW_CALL_S = 2.0
+"""A frame of a few hundred bytes decodes in about a millisecond: this still catches a decoder that loops or
+allocates without bound, and leaves room for a machine whose cores other tests keep busy."""
+FUZZ = settings(max_examples=int(os.environ.get("PPX_FUZZ_EXAMPLES", "300")), deadline=timedelta(seconds=SLOW_CALL_S),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SLOW_CALL_S = 0.5
 
 NORMAL = m.WireDistribution(1, (np.array(0.5), np.array([1.0, 2.0])))
 CATEGORICAL = m.WireDistribution(3, (np.array([0.2, 0.3, 0.5]),))
