@@ -9,7 +9,8 @@ from typing import Any, Optional
 
 from inference.cli.common import (add_common_arguments, add_network_placement_arguments, configure_process,
                                   embedding_kinds, emit, open_simulator, positive_int)
-from inference.ic import NetworkConfig, OfflineSource, OnlineSource, Trainer, TrainingConfig, load_checkpoint
+from inference.ic import NetworkConfig, OfflineSource, OnlineSource, Trainer, TrainingConfig
+from inference.ic.checkpoint import checkpoint_progress
 from inference.trace_shards import dataset_paths
 
 
@@ -105,7 +106,7 @@ def _online_seed(args: argparse.Namespace, rank: int = 0) -> Optional[tuple[int,
     those it began with. None (torch's generator) without --seed."""
     if args.seed is None:
         return None
-    done = load_checkpoint(args.out)[1].get("progress", {}).get("traces", 0) if args.resume else 0
+    done = checkpoint_progress(args.out).get("traces", 0) if args.resume else 0
     return args.seed, rank, int(done)
 
 

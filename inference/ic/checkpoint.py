@@ -52,13 +52,11 @@ def save_checkpoint(path: str | os.PathLike, network: InferenceNetwork,
     write_atomically(path, buffer.getbuffer())
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[InferenceNetwork, dict[str, Any]]:
-    """The network saved at ``path`` and the rest of the checkpoint (optimizer state, progress)."""
-    path = Path(path)
+def _read(path: Path, mmap: bool = False) -> dict[str, Any]:
     if not path.exists():
         raise ValueError(f"network checkpoint {path} does not exist")
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        content = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises several types for foreign or truncated files
         raise ValueError(f"{path} is not a readable IC checkpoint: {err}") from err
     if not isinstance(content, dict) or content.get("format") != FORMAT:
@@ -67,6 +65,18 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[InferenceNetwork, dict[str
     if content.get("version") not in READABLE_VERSIONS:
         raise ValueError(f"{path} has checkpoint version {content.get('version')}, this engine reads "
                          f"{' and '.join(map(str, READABLE_VERSIONS))}")
+    return content
+
+
+def checkpoint_progress(path: str | os.PathLike) -> dict[str, Any]:
+    """The training progress saved at ``path`` (traces, steps, losses), without reading the weights."""
+    return _read(Path(path), mmap=True).get("progress", {})
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[InferenceNetwork, dict[str, Any]]:
+    """The network saved at ``path`` and the rest of the checkpoint (optimizer state, progress)."""
+    path = Path(path)
+    content = _read(path)
     network = InferenceNetwork(NetworkConfig(**content["config"]),
                                {name: tuple(shape) for name, shape in content["observation_shapes"].items()},
                                content.get("sparse_observations", ()))
