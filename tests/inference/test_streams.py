@@ -149,15 +149,14 @@ def test_online_training_repeats_its_batches_and_a_resumed_run_draws_fresh_ones(
 
 
 def test_online_training_from_an_in_process_model_repeats_under_its_seed(tmp_path, capsys):
-    def trained(seed: str) -> dict[str, torch.Tensor]:
-        out = tmp_path / f"seed{seed}-{len(list(tmp_path.iterdir()))}.ckpt"
+    def trained(seed: str, name: str) -> dict[str, torch.Tensor]:
+        out = tmp_path / f"{name}.ckpt"
         assert main(["train", "--model", "simulators.gaussian:model", "-n", "192", "--batch-size", "32",
                      "--validation-size", "32", "--lstm-dim", "8", "--observation-dim", "8", "--seed", seed,
                      "--quiet", "--json", "--out", str(out)]) == 0
         capsys.readouterr()
         return load_checkpoint(out)[0].state_dict()
 
-    first = trained("5")
-    again, other = trained("5"), trained("6")
+    first, again, other = trained("5", "first"), trained("5", "again"), trained("6", "other")
     assert all(torch.equal(first[name], again[name]) for name in first)
     assert not all(torch.equal(first[name], other[name]) for name in first)
