@@ -30,6 +30,12 @@ from inference.ic.checkpoint import load_checkpoint
 from inference.pool import SimulatorPool
 from inference.smc import tempered_smc
 from simulators import tau_decay
+from simulators.tau.mass_shell import MassShellMove
+
+
+def shell_acceptance(smc) -> str:
+    rates = [rate for rate in smc.model_move_acceptance if rate is not None]
+    return f"; mass-shell steps accepted {np.mean(rates):.2f}" if rates else ""
 
 
 def main() -> None:
@@ -42,11 +48,15 @@ def main() -> None:
                         help="where the ladders start; the runs' ratio is printed when both do")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
                         help="one run per start and seed; two show whether the runs agree")
+    parser.add_argument("--mass-shell", action="store_true",
+                        help="every third step walks the neutrino's mass shell (simulators.tau.mass_shell)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", help="write every run's row here, as JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"machine: {machine()}; {args.particles} particles, {args.moves} moves per stage")
+    print(f"machine: {machine()}; {args.particles} particles, {args.moves} moves per stage"
+          + (", every third along the mass shell" if args.mass_shell else ""))
+    model_moves = [MassShellMove()] if args.mass_shell else []
     network, _ = load_checkpoint(args.network)
     results: dict[str, list[dict]] = {}
     with SimulatorPool("python -m simulators.tau_decay --image-source likelihood", workers=args.workers,
@@ -61,7 +71,7 @@ def main() -> None:
                 for seed in args.seeds:
                     bridge = NetworkBridge(network, observation) if start == "network" else None
                     smc, seconds = timed(lambda: tempered_smc(pool, args.particles, observation, moves=args.moves,
-                                                              seed=seed, bridge=bridge))
+                                                              seed=seed, bridge=bridge, model_moves=model_moves))
                     runs.setdefault(start, []).append(smc.simulator_runs)
                     row = assess(smc, truth, seconds, smc.simulator_runs, smc.ess)
                     row.update(event=index, stages=len(smc.acceptance_rates), runs=smc.simulator_runs)
@@ -72,7 +82,7 @@ def main() -> None:
                           f"{smc.simulator_runs} runs, {seconds:.0f} s; P(true channel) "
                           f"{row['probability_of_true_channel']:.2f}; best, median trace "
                           f"{row['nats_below_truth']['best']:.0f}, {row['nats_below_truth']['median']:.0f} nats "
-                          f"below the truth; {cells}", flush=True)
+                          f"below the truth; {cells}{shell_acceptance(smc)}", flush=True)
             if len(runs) == 2:
                 print(f"  runs, prior's ladder / network's: {np.mean(runs['prior']) / np.mean(runs['network']):.2f}")
     report(results)

@@ -28,7 +28,7 @@ import numpy as np
 
 from inference.mcmc import prepare_chains, run_chains, starting_traces
 from inference.posterior import Posterior
-from inference.smc import Particle, StepSizes
+from inference.smc import ModelMove, Particle, StepSizes
 from inference.trace import Trace
 
 
@@ -55,6 +55,7 @@ def joint_metropolis_hastings(
     start_log_weights: Optional[np.ndarray] = None,
     initial_traces: int = 100,
     retune_every: int = 50,
+    model_moves: Sequence[ModelMove] = (),
     seed: Optional[int] = None,
     progress: bool = False,
 ) -> Posterior:
@@ -74,9 +75,12 @@ def joint_metropolis_hastings(
         start_log_weights: the starts' log weights (default equal): the chains start from
             distinct starts drawn by weight, and the covariances are weighted alike.
         retune_every: burn-in steps per chain between retunes of the steps.
+        model_moves: moves that know the model (``inference.smc.ModelMove``), taking every
+            third step.
         seed: seeds the engine's random choices (numpy and torch).
 
-    The returned ``Posterior`` (engine "rmh-joint") carries ``acceptance_rate`` (of the kept steps).
+    The returned ``Posterior`` (engine "rmh-joint") carries ``acceptance_rate`` (of the kept steps)
+    and ``model_move_acceptance`` (the model moves' own rate over the kept steps; None where none applied).
     """
     if num_traces < 1 or thin < 1 or retune_every < 1:
         raise ValueError(f"num_traces, thin and retune_every must be at least 1, "
@@ -96,7 +100,8 @@ def joint_metropolis_hastings(
 
     steps = StepSizes()
     steps.measure(starts, np.exp(start_log_weights - np.max(start_log_weights)))
-    chain_states = [Particle(starts[i], steps, np.random.default_rng(rng.integers(2 ** 63)), 1.0)
+    chain_states = [Particle(starts[i], steps, np.random.default_rng(rng.integers(2 ** 63)), 1.0,
+                             model_moves=model_moves)
                     for i in _starting_indices(start_log_weights, chains, rng)]
     visited: list[Trace] = []
 
@@ -107,5 +112,7 @@ def joint_metropolis_hastings(
             steps.measure(recent, np.ones(len(recent)))
             steps.retune()
 
-    return run_chains(simulator, chain_states, observations, burn_in, kept_per_chain, thin, "rmh-joint", progress,
-                      burn_in_step=retune)
+    posterior = run_chains(simulator, chain_states, observations, burn_in, kept_per_chain, thin, "rmh-joint",
+                           progress, burn_in_step=retune, end_burn_in=steps.model_moves.take)
+    posterior.model_move_acceptance = steps.model_moves.take()
+    return posterior

@@ -61,6 +61,16 @@ MIN_SHARERS_PER_DIMENSION = 2
 """A structure's covariance is estimated only from at least this many particles per dimension (and 4)."""
 
 
+class ModelMove(Protocol):
+    """A move that knows the model: a deterministic change of several sites at once, which a
+    random walk would not find (``simulators.tau.mass_shell.MassShellMove``)."""
+
+    def propose(self, trace: Trace, rng: np.random.Generator) -> Optional[tuple[dict[str, np.ndarray], float]]:
+        """New values of some controlled sites, by key, and what the acceptance ratio needs besides
+        the targets' ratio (the log proposal ratio plus the log change of measure; -inf where the
+        step leaves the prior's support); None where the move does not apply to ``trace``."""
+
+
 class Bridge(Protocol):
     """A normalised proposal q that starts the ladder (``inference.ic.bridge.NetworkBridge``)."""
 
@@ -139,6 +149,23 @@ class _Multipliers:
         self._acceptance.clear()
 
 
+class AcceptanceTally:
+    """The mean acceptance probability of one kind of step since it was last taken."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def record(self, acceptance_probability: float) -> None:
+        self.total += acceptance_probability
+        self.count += 1
+
+    def take(self) -> Optional[float]:
+        """The mean so far (None when no step was tallied), and a fresh start."""
+        rate = self.total / self.count if self.count else None
+        self.total, self.count = 0.0, 0
+        return rate
+
+
 class StepSizes:
     """The random-walk steps on the current stage, shared by the particles: each continuous
     site's for single-site steps, and each structure's covariance factor for joint steps."""
@@ -148,6 +175,7 @@ class StepSizes:
         self.factors: dict[tuple, np.ndarray] = {}
         self.sites = _Multipliers(TARGET_ACCEPTANCE)
         self.structures = _Multipliers(JOINT_TARGET_ACCEPTANCE)
+        self.model_moves = AcceptanceTally()
 
     def measure(self, traces: Sequence[Trace], weights: np.ndarray) -> None:
         self._measure_sites(traces, weights)
@@ -220,33 +248,40 @@ class StepSizes:
         self.structures.retune()
 
 
-class _JointStep:
-    """A pending joint step: the structure it keeps, its replay and its kernel's log ratio."""
+class _SeveralSiteStep:
+    """A pending step of several sites at once (a joint step's or a model move's): the structure it
+    keeps, its replay, its kernel's log ratio, and whether a model move made it."""
 
-    def __init__(self, structure: tuple, replay: Replay, kernel_log_ratio: float) -> None:
+    def __init__(self, structure: tuple, replay: Replay, kernel_log_ratio: float, by_model: bool) -> None:
         self.structure = structure
         self.replay = replay
         self.kernel_log_ratio = kernel_log_ratio
+        self.by_model = by_model
 
 
 class Particle(_Chain):
     """An RMH chain on the stage's tempered target whose steps come from the population;
-    it alternates single-site and joint steps, starting with a single-site one.
+    it cycles through single-site steps, joint steps and, given ``model_moves``, one of
+    those (picked at random), starting with a single-site step. A turn whose step cannot
+    be made (no covariance yet, a move that does not apply) takes a single-site step.
 
     ``density_ratio`` is log q(x) - log p(x) of its trace under the ladder's bridge (0
     without one), and ``candidate_density_ratio`` the same of the trace its step ran.
     """
 
     def __init__(self, trace: Trace, steps: StepSizes, rng: np.random.Generator, temperature: float,
-                 density_ratio: float = 0.0) -> None:
+                 density_ratio: float = 0.0, model_moves: Sequence[ModelMove] = ()) -> None:
         super().__init__(trace, "rmh", INITIAL_SCALE, rng, temperature)
         self.density_ratio = density_ratio
         self.candidate_density_ratio = 0.0
         self.step_sizes = steps
         self.adapting = True  # so that every step's acceptance reaches ``_adapt``
-        self.joint_next = False
+        self.model_moves = tuple(model_moves)
+        self.turns = ("single", "joint", "model") if self.model_moves else ("single", "joint")
+        self.turn = 0
+        self.unrun: Optional[str] = None
+        """Which kind of several-site step ``reject`` settles ("joint" or "model"), if any."""
         self.joint_structure: Optional[tuple] = None
-        """The structure of the last joint step ``reject`` settles."""
 
     def _log_target(self, trace: Trace) -> float:
         ratio = self.density_ratio if trace is self.trace else self.candidate_density_ratio
@@ -264,27 +299,44 @@ class Particle(_Chain):
         self.step_sizes.record(key, acceptance_probability)
 
     def propose(self):
-        joint, self.joint_next = self.joint_next, not self.joint_next
-        if joint:
+        kind = self.turns[self.turn % len(self.turns)]
+        self.turn += 1
+        self.unrun = None
+        if kind == "joint":
             sites = _continuous_sites(self.trace)
             structure = _structure(sites)
             factor = self.step_sizes.joint_factor(structure) if sites else None
             if factor is not None:
                 return self._propose_jointly(sites, structure, factor)
-        self.joint_structure = None
+        elif kind == "model":
+            move = self.model_moves[self.rng.integers(len(self.model_moves))]
+            proposal = move.propose(self.trace, self.rng)
+            if proposal is not None:
+                return self._propose_by_model(*proposal)
         return super().propose()
+
+    def _replay_with(self, proposed: dict[str, np.ndarray]) -> Replay:
+        values = {key: choice.value for key, choice in _controlled(self.trace).items()}
+        values.update((key, np.asarray(value)) for key, value in proposed.items())
+        return Replay(values)
 
     def _propose_jointly(self, sites: list[Choice], structure: tuple, factor: np.ndarray):
         self.joint_structure = structure
         walked = walk_jointly(sites, factor, self.rng)
         if walked is None:
-            self.pending = None
+            self.pending, self.unrun = None, "joint"
             return None
         proposed, kernel_log_ratio = walked
-        values = {key: choice.value for key, choice in _controlled(self.trace).items()}
-        values.update(proposed)
-        replay = Replay(values)
-        self.pending = _JointStep(structure, replay, kernel_log_ratio)
+        replay = self._replay_with(proposed)
+        self.pending = _SeveralSiteStep(structure, replay, kernel_log_ratio, by_model=False)
+        return replay
+
+    def _propose_by_model(self, proposed: dict[str, np.ndarray], log_ratio: float):
+        if not math.isfinite(log_ratio):  # outside the prior's support: rejected without a run
+            self.pending, self.unrun = None, "model"
+            return None
+        replay = self._replay_with(proposed)
+        self.pending = _SeveralSiteStep(_structure(_continuous_sites(self.trace)), replay, log_ratio, by_model=True)
         return replay
 
     def settle(self, candidate: Trace) -> None:
@@ -294,7 +346,7 @@ class Particle(_Chain):
 
     def _settle(self, candidate: Trace) -> None:
         step = self.pending
-        if not isinstance(step, _JointStep):
+        if not isinstance(step, _SeveralSiteStep):
             super().settle(candidate)
             return
         self.steps += 1
@@ -309,15 +361,21 @@ class Particle(_Chain):
         if math.log(self.rng.random()) < log_accept:
             self.trace = candidate
             self.accepted += 1
-        self.step_sizes.record_joint(step.structure,
-                                     0.0 if math.isnan(log_accept) else math.exp(min(0.0, log_accept)))
+        probability = 0.0 if math.isnan(log_accept) else math.exp(min(0.0, log_accept))
+        if step.by_model:
+            self.step_sizes.model_moves.record(probability)
+        else:
+            self.step_sizes.record_joint(step.structure, probability)
 
     def reject(self) -> None:
-        if self.joint_structure is None:
+        if self.unrun is None:
             super().reject()
             return
         self.steps += 1
-        self.step_sizes.record_joint(self.joint_structure, 0.0)
+        if self.unrun == "model":
+            self.step_sizes.model_moves.record(0.0)
+        else:
+            self.step_sizes.record_joint(self.joint_structure, 0.0)
 
 
 def _move(simulator: Any, particles: list[Particle], observations: Mapping[str, Any], moves: int,
@@ -345,6 +403,7 @@ def tempered_smc(
     max_stages: int = 1000,
     seed: Optional[int] = None,
     bridge: Optional[Bridge] = None,
+    model_moves: Sequence[ModelMove] = (),
     progress: bool = False,
 ) -> Posterior:
     """Weighted posterior particles from sequential Monte Carlo on a tempering ladder.
@@ -361,10 +420,12 @@ def tempered_smc(
         seed: seeds the engine's random choices (numpy and torch).
         bridge: a proposal to start the ladder from instead of the prior (see the module);
             its draws count among ``simulator_runs``.
+        model_moves: moves that know the model (``ModelMove``), taking every third step.
 
     The returned ``Posterior`` (engine "smc") carries ``temperatures`` (the
     ladder, from 0 to 1), ``acceptance_rates`` (per stage), ``simulator_runs``
-    (the prior draws and every move run) and the SMC estimate of ``log_evidence``.
+    (the prior draws and every move run), ``model_move_acceptance`` (per stage; None where no
+    model move applied) and the SMC estimate of ``log_evidence``.
 
     Raises:
         RuntimeError: the ladder would need more than ``max_stages`` stages.
@@ -386,9 +447,9 @@ def tempered_smc(
         density_ratios = bridge.log_density_ratio(traces)
     check_observed_names(traces, observations)
     steps = StepSizes()
-    particles = [Particle(trace, steps, rng, 0.0, ratio) for trace, ratio in zip(traces, density_ratios)]
+    particles = [Particle(trace, steps, rng, 0.0, ratio, model_moves) for trace, ratio in zip(traces, density_ratios)]
     temperature, log_evidence = 0.0, 0.0
-    temperatures, acceptance_rates = [0.0], []
+    temperatures, acceptance_rates, model_move_acceptance = [0.0], [], []
     simulator_runs = num_particles
     with tqdm(total=1000, disable=not progress, unit="‰ beta", desc="smc") as bar:
         while True:
@@ -405,13 +466,14 @@ def tempered_smc(
             steps.measure([particle.trace for particle in particles], weights)
             if temperature < 1.0:
                 offspring = systematic_resample(weights, rng)
-                particles = [Particle(particles[i].trace, steps, rng, temperature, particles[i].density_ratio)
-                             for i in offspring]
+                particles = [Particle(particles[i].trace, steps, rng, temperature, particles[i].density_ratio,
+                                      model_moves) for i in offspring]
             else:
                 for particle in particles:
                     particle.temperature = 1.0
             acceptance_rate, runs = _move(simulator, particles, observations, moves, bridge)
             acceptance_rates.append(acceptance_rate)
+            model_move_acceptance.append(steps.model_moves.take())
             simulator_runs += runs
             steps.retune()
             bar.update(round(1000 * temperature) - bar.n)
@@ -427,5 +489,6 @@ def tempered_smc(
                           log_evidence=log_evidence)
     posterior.temperatures = temperatures
     posterior.acceptance_rates = acceptance_rates
+    posterior.model_move_acceptance = model_move_acceptance
     posterior.simulator_runs = simulator_runs
     return posterior
