@@ -121,18 +121,19 @@ def observations_from(args: argparse.Namespace) -> dict[str, np.ndarray]:
     return as_observations(observations)
 
 
-def _load_model(spec: str) -> Any:
-    module_name, _, function_name = spec.partition(":")
-    if not module_name or not function_name:
-        raise ValueError(f"--model expects MODULE:FUNCTION (e.g. simulators.gaussian:model), got {spec!r}")
+def import_callable(spec: str, flag: str, example: str) -> Any:
+    """The callable ``NAME`` of module ``MODULE`` named by ``flag``'s ``MODULE:NAME``; errors name the flag."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{flag} expects MODULE:NAME (e.g. {example}), got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"--model {spec}: cannot import module {module_name!r}: {err}") from err
-    model = getattr(module, function_name, None)
-    if not callable(model):
-        raise ValueError(f"--model {spec}: module {module_name!r} has no function {function_name!r}")
-    return model
+        raise ValueError(f"{flag} {spec}: cannot import module {module_name!r}: {err}") from err
+    found = getattr(module, attribute, None)
+    if not callable(found):
+        raise ValueError(f"{flag} {spec}: module {module_name!r} has no function or class {attribute!r}")
+    return found
 
 
 def split_assignment(item: str, flag: str, form: str, example: str) -> tuple[str, str]:
@@ -168,7 +169,7 @@ def open_simulator(args: argparse.Namespace) -> Iterator[Any]:
         simulator = SimulatorPool(args.simulator, workers=args.workers, timeout=args.timeout, stages=stages,
                                   reproducible=getattr(args, "seed", None) is not None)
     else:
-        simulator = LocalSimulator(_load_model(args.model), stages=stages)
+        simulator = LocalSimulator(import_callable(args.model, "--model", "simulators.gaussian:model"), stages=stages)
     try:
         yield simulator
     finally:

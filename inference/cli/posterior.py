@@ -6,7 +6,10 @@ import argparse
 import time
 from typing import Optional
 
-from inference.cli.common import add_common_arguments, emit, observations_from, open_simulator, positive_int
+import numpy as np
+
+from inference.cli.common import (add_common_arguments, emit, import_callable, observations_from, open_simulator,
+                                  positive_int)
 from inference.ic import NetworkProposal, load_checkpoint
 from inference.ic.adapt import Adaptation, adapted_importance_sampling
 from inference.ic.bridge import network_smc
@@ -60,6 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "starts before burn-in tunes it (default 0.5)")
     parser.add_argument("--moves", type=positive_int, default=20,
                         help="SMC: RMH steps per particle on each tempering stage (default 20)")
+    parser.add_argument("--model-move", action="append", default=[], metavar="MODULE:CLASS",
+                        help="smc, rmh-joint: a move that knows the model (inference.smc.ModelMove), made "
+                             "with no arguments, taking every third step; repeatable. For tau decays: "
+                             "simulators.tau.mass_shell:MassShellMove")
     parser.add_argument("--no-adapt", dest="adapt", action="store_false",
                         help="keep every RMH step at --step-scale instead of tuning it during burn-in")
     parser.set_defaults(run=run)
@@ -78,7 +85,15 @@ def _adaptation(args: argparse.Namespace) -> Adaptation:
     return Adaptation(rounds=args.adapt_rounds, **per_round)
 
 
-def _joint_rmh(simulator, observations, proposal: Optional[NetworkProposal], args: argparse.Namespace):
+def _model_moves(args: argparse.Namespace) -> list:
+    if args.model_move and args.engine not in ("smc", "rmh-joint"):
+        raise ValueError(f"--model-move is only used by --engine smc or rmh-joint, not --engine {args.engine}")
+    return [import_callable(spec, "--model-move", "simulators.tau.mass_shell:MassShellMove")()
+            for spec in args.model_move]
+
+
+def _joint_rmh(simulator, observations, proposal: Optional[NetworkProposal], model_moves: list,
+               args: argparse.Namespace):
     """RMH with joint steps, started from --start-traces IC draws where there is a network."""
     count = args.start_traces or DEFAULT_START_TRACES
     starts = log_weights = None  # joint_metropolis_hastings draws `count` prior traces itself
@@ -88,8 +103,8 @@ def _joint_rmh(simulator, observations, proposal: Optional[NetworkProposal], arg
         starts, log_weights = drawn.traces, drawn.log_weights
     return joint_metropolis_hastings(simulator, args.num_traces, observations, chains=args.chains,
                                      burn_in=args.burn_in, thin=args.thin, starts=starts,
-                                     start_log_weights=log_weights, initial_traces=count, seed=args.seed,
-                                     progress=not args.quiet)
+                                     start_log_weights=log_weights, initial_traces=count,
+                                     model_moves=model_moves, seed=args.seed, progress=not args.quiet)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.adapt_rounds < 0:
         raise ValueError(f"--adapt-rounds must be 0 or more, got {args.adapt_rounds}")
     adaptation = _adaptation(args)
+    model_moves = _model_moves(args)
     proposal = network = None
     if args.engine == "ic" and not args.network:
         raise ValueError("--engine ic needs --network CKPT (train one with `ppx train`)")
@@ -124,12 +140,13 @@ def run(args: argparse.Namespace) -> int:
                                                 batch_size=args.batch_size, progress=not args.quiet)
         elif args.engine == "smc" and network is not None:
             posterior = network_smc(simulator, network, args.num_traces, observations, adaptation,
-                                    moves=args.moves, seed=args.seed, progress=not args.quiet)
+                                    moves=args.moves, model_moves=model_moves, seed=args.seed,
+                                    progress=not args.quiet)
         elif args.engine == "smc":
-            posterior = tempered_smc(simulator, args.num_traces, observations, moves=args.moves, seed=args.seed,
-                                     progress=not args.quiet)
+            posterior = tempered_smc(simulator, args.num_traces, observations, moves=args.moves,
+                                     model_moves=model_moves, seed=args.seed, progress=not args.quiet)
         elif args.engine == "rmh-joint":
-            posterior = _joint_rmh(simulator, observations, proposal, args)
+            posterior = _joint_rmh(simulator, observations, proposal, model_moves, args)
         else:
             posterior = metropolis_hastings(simulator, args.num_traces, observations, kernel=args.engine,
                                             chains=args.chains, burn_in=args.burn_in, thin=args.thin,
@@ -149,6 +166,11 @@ def run(args: argparse.Namespace) -> int:
                        acceptance_rates=posterior.acceptance_rates,
                        simulator_runs=posterior.simulator_runs)
         text += f" ({stages} tempering stages, {summary['simulator_runs']} simulator runs)"
+    if model_moves and posterior.model_move_acceptance is not None:
+        rates = [rate for rate in np.atleast_1d(posterior.model_move_acceptance) if rate is not None]
+        summary["model_move_acceptance"] = posterior.model_move_acceptance
+        if rates:
+            text += f"; model moves accepted {np.mean(rates):.2f} of the time"
     if adaptation.rounds:
         summary.update(adaptation=posterior.adaptation)
         text += (f" after {adaptation.runs} adaptation runs (ESS per round: "

@@ -27,7 +27,7 @@ from inference.ic.proposal import NetworkProposal
 from inference.importance import importance_sampling
 from inference.observations import as_observations
 from inference.posterior import Posterior
-from inference.smc import tempered_smc
+from inference.smc import ModelMove, tempered_smc
 from inference.trace import Trace
 
 class NetworkBridge:
@@ -57,7 +57,8 @@ class NetworkBridge:
 
 def network_smc(simulator: Any, network: InferenceNetwork, num_particles: int, observations: Mapping[str, Any],
                 adaptation: Optional[Adaptation] = None, *, moves: int = 20, ess_fraction: float = 0.5,
-                seed: Optional[int] = None, progress: bool = False) -> Posterior:
+                model_moves: Sequence[ModelMove] = (), seed: Optional[int] = None, progress: bool = False
+                ) -> Posterior:
     """Tempered SMC from ``network``'s proposal, fitted to ``observations`` first when ``adaptation``
     asks for rounds (``inference.ic.adapt``).
 
@@ -70,7 +71,8 @@ def network_smc(simulator: Any, network: InferenceNetwork, num_particles: int, o
     adapted = adapt(network, simulator, observations, adaptation, progress) if adaptation and adaptation.rounds else None
     start = adapted.network if adapted is not None else network
     posterior = tempered_smc(simulator, num_particles, observations, moves=moves, ess_fraction=ess_fraction,
-                             seed=seed, bridge=NetworkBridge(start, observations), progress=progress)
+                             seed=seed, bridge=NetworkBridge(start, observations), model_moves=model_moves,
+                             progress=progress)
     posterior.engine = "smc-ic"
     if adapted is not None:
         posterior.simulator_runs += adaptation.runs

@@ -6,6 +6,7 @@ ArviZ's ESS across chains or a quarter of SMC's particles as the effective sampl
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from inference.joint_mcmc import joint_metropolis_hastings
 from inference.local import LocalSimulator
 from inference.smc import tempered_smc
+from tests.inference.test_cli import ppx
 from tests.inference.test_smc import bounded_ridge_model, two_mode_model
 
 
@@ -101,3 +103,13 @@ def test_moves_that_do_not_apply_or_leave_the_support_change_nothing():
                                         model_moves=[Outside()])
     assert outside.model_move_acceptance == 0.0
     assert float(np.mean(outside.values("x") > 0)) == 1.0
+
+
+def test_the_posterior_command_takes_model_moves_by_name():
+    run = ppx("posterior", "--model", "tests.inference.test_smc:two_mode_model", "--observe", "y=4",
+              "--engine", "smc", "-n", "200", "--moves", "3", "--seed", "5", "--json", "--quiet",
+              "--model-move", "tests.inference.test_model_moves:Flip")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert len(summary["model_move_acceptance"]) == summary["stages"]
+    assert min(summary["model_move_acceptance"]) > 0.99
