@@ -16,7 +16,11 @@ nothing; the script prints both.
 In ``--out``: ``event-N-reference.png`` (IC's and each RMH run's momentum
 posteriors with the truth marked) and ``tau_rmh_reference.json``.
 
-    python -m benchmarks.tau_rmh_reference --network tau.ckpt --events 18 12 [--steps 20000 --chains 8]
+With ``--mass-shell`` every third step of the chains walks the neutrino's mass shell
+(``simulators.tau.mass_shell``), which moves a one-neutrino event's momentum along the
+sheet the image allows.
+
+    python -m benchmarks.tau_rmh_reference --network tau.ckpt --events 18 12 [--steps 20000 --chains 8] [--mass-shell]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from inference.joint_mcmc import joint_metropolis_hastings
 from inference.pool import SimulatorPool
 from inference.posterior import Posterior
 from simulators import tau_decay
+from simulators.tau.mass_shell import MassShellMove
 
 
 def moments(posterior: Posterior, ess: dict[str, float]) -> dict:
@@ -63,6 +68,8 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=8)
     parser.add_argument("--starts", nargs="+", choices=("IC", "prior"), default=["IC", "prior"],
                         help="where RMH's chains start: IC's draws, prior traces, or both")
+    parser.add_argument("--mass-shell", action="store_true",
+                        help="every third step walks the neutrino's mass shell (simulators.tau.mass_shell)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="tau-rmh-reference")
     args = parser.parse_args()
@@ -86,7 +93,8 @@ def main() -> None:
                     pool, args.steps // args.thin * args.chains, observations, chains=args.chains,
                     burn_in=args.burn_in, thin=args.thin,
                     starts=ic.traces if start == "IC" else None,
-                    start_log_weights=ic.log_weights if start == "IC" else None, seed=event, progress=True))
+                    start_log_weights=ic.log_weights if start == "IC" else None,
+                    model_moves=[MassShellMove()] if args.mass_shell else (), seed=event, progress=True))
                 ess = {n: float(np.ravel(rmh.variable_ess(n))[0]) for n in MOMENTA}
                 runs = args.chains * (args.burn_in + args.steps) + (args.ic_traces if start == "IC" else 100)
                 row[engine] = dict(moments(rmh, ess), runs=runs, seconds=seconds, acceptance=rmh.acceptance_rate,
