@@ -22,7 +22,10 @@ sites (its structure) times a multiplier retuned towards
 the latents trade off (a tau's momentum against its decay angles), one site at
 a time can hardly move while the joint step follows the ridge. A joint step
 whose run changes the trace's structure is rejected; structure changes are the
-single-site step's.
+single-site step's. ``model_moves`` (``ModelMove``) add a third kernel, written for one
+model: a deterministic change of several sites that keeps what the observations pin
+down (a tau's momentum along the neutrino's mass shell, its image kept), judged like a
+joint step with the move's own proposal ratio and change of measure.
 
 With a ``bridge`` (``inference.ic.bridge.NetworkBridge``) the ladder starts from
 a proposal q instead of the prior: the targets are q(x) ** (1 - beta) p(x, y) ** beta,
