@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Mapping, Optional
 import numpy as np
 
 from simulators.tau import kinematics as kin
+from simulators.tau_decay import MOMENTUM_PRIOR
 from simulators.tau.channels import CHANNELS
 from simulators.tau.particles import TAU_MASS
 
@@ -107,8 +108,6 @@ class MassShellMove:
     """
 
     def __init__(self, momentum_prior: Optional[Mapping[str, tuple[float, float]]] = None) -> None:
-        from simulators.tau_decay import MOMENTUM_PRIOR
-
         self.momentum_prior = dict(MOMENTUM_PRIOR if momentum_prior is None else momentum_prior)
 
     def propose(self, trace: "Trace", rng: np.random.Generator) -> Optional[tuple[dict[str, np.ndarray], float]]:
