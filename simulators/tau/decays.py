@@ -102,7 +102,7 @@ def three_body(parent_name: str, parent: np.ndarray, masses: tuple[float, float,
     raise _too_many_tries(f"{parent_name} three-body phase space")
 
 
-def _mass_weight(resonance: Resonance, daughter_masses: tuple[float, ...], mass: float) -> float:
+def mass_weight(resonance: Resonance, daughter_masses: tuple[float, ...], mass: float) -> float:
     """Relativistic Breit-Wigner times the tau -> resonance nu_tau momentum and, for two
     daughters, their momentum in the resonance frame."""
     m0, width = resonance.mass, resonance.width
@@ -119,10 +119,10 @@ def _mass_range(daughter_masses: tuple[float, ...]) -> tuple[float, float]:
 
 @functools.lru_cache(maxsize=None)
 def _mass_ceiling(resonance: Resonance, daughter_masses: tuple[float, ...]) -> float:
-    """An upper bound of ``_mass_weight`` over the allowed masses: its maximum on a fine grid,
+    """An upper bound of ``mass_weight`` over the allowed masses: its maximum on a fine grid,
     plus a margin (the weight is smooth on the grid's scale)."""
     grid = np.linspace(*_mass_range(daughter_masses), _WEIGHT_GRID)
-    return _WEIGHT_MARGIN * max(_mass_weight(resonance, daughter_masses, float(mass)) for mass in grid)
+    return _WEIGHT_MARGIN * max(mass_weight(resonance, daughter_masses, float(mass)) for mass in grid)
 
 
 def resonance_mass(resonance: Resonance, daughter_masses: tuple[float, ...]) -> float:
@@ -131,7 +131,7 @@ def resonance_mass(resonance: Resonance, daughter_masses: tuple[float, ...]) -> 
     ceiling = _mass_ceiling(resonance, daughter_masses)
     for _ in range(MAX_TRIES):
         mass = uniform(low, high, f"{resonance.name}_mass_candidate")
-        if uniform(0.0, 1.0, f"{resonance.name}_accept") * ceiling < _mass_weight(resonance, daughter_masses, mass):
+        if uniform(0.0, 1.0, f"{resonance.name}_accept") * ceiling < mass_weight(resonance, daughter_masses, mass):
             _tag(mass, f"{resonance.name}_mass")
             return mass
     raise _too_many_tries(f"{resonance.name} mass")

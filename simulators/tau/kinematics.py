@@ -60,6 +60,11 @@ def boost(p4: np.ndarray, parent: np.ndarray) -> np.ndarray:
     return np.concatenate([[energy], momentum])
 
 
+def to_rest_frame(p4: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """``p4`` given in the lab, expressed in the rest frame of ``parent``: ``boost``'s inverse."""
+    return boost(p4, np.concatenate([[parent[0]], -parent[1:]]))
+
+
 def dalitz_limits(parent_mass: float, masses: tuple[float, float, float]) -> tuple[tuple[float, float], ...]:
     """The bounding ranges of s12 and s23."""
     m1, m2, m3 = masses

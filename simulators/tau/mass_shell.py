@@ -46,11 +46,6 @@ MOMENTUM_SITES = ("px", "py", "pz")
 ANGLE_SITES = ("tau_cos_theta", "tau_phi")
 
 
-def _rest_frame_of(p4: np.ndarray) -> np.ndarray:
-    """The parent four-vector whose ``kin.boost`` takes lab vectors into ``p4``'s rest frame."""
-    return np.concatenate([[p4[0]], -p4[1:]])
-
-
 def shell_momentum(visible_mass: float) -> float:
     """The tau's momentum in the visible system's rest frame when the neutrino is massless."""
     return (TAU_MASS ** 2 - visible_mass ** 2) / (2.0 * visible_mass)
@@ -58,7 +53,7 @@ def shell_momentum(visible_mass: float) -> float:
 
 def direction_on_shell(tau: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """The unit direction of the tau (lab four-vector) in the visible system's rest frame."""
-    momentum = kin.boost(tau, _rest_frame_of(visible))[1:]
+    momentum = kin.to_rest_frame(tau, visible)[1:]
     return momentum / np.linalg.norm(momentum)
 
 
@@ -70,7 +65,7 @@ def tau_on_shell(visible: np.ndarray, direction: np.ndarray) -> np.ndarray:
 
 def visible_angles(tau: np.ndarray, visible: np.ndarray) -> tuple[float, float]:
     """(cos theta, phi) of the visible system's direction in the tau's rest frame."""
-    momentum = kin.boost(visible, _rest_frame_of(tau))[1:]
+    momentum = kin.to_rest_frame(visible, tau)[1:]
     unit = momentum / np.linalg.norm(momentum)
     return float(unit[2]), math.atan2(unit[1], unit[0])
 
