@@ -18,7 +18,8 @@ posteriors with the truth marked) and ``tau_rmh_reference.json``.
 
 With ``--mass-shell`` every third step of the chains walks the neutrino's mass shell
 (``simulators.tau.mass_shell``), which moves a one-neutrino event's momentum along the
-sheet the image allows.
+sheet the image allows; ``--hadron-energy`` adds the step that scales a charged hadron's
+energy with the photons and every direction kept (``simulators.tau.hadron_energy``).
 
     python -m benchmarks.tau_rmh_reference --network tau.ckpt --events 18 12 [--steps 20000 --chains 8] [--mass-shell]
 """
@@ -42,6 +43,7 @@ from inference.joint_mcmc import joint_metropolis_hastings
 from inference.pool import SimulatorPool
 from inference.posterior import Posterior
 from simulators import tau_decay
+from simulators.tau.hadron_energy import HadronEnergyMove
 from simulators.tau.mass_shell import MassShellMove
 
 
@@ -69,13 +71,17 @@ def main() -> None:
     parser.add_argument("--starts", nargs="+", choices=("IC", "prior"), default=["IC", "prior"],
                         help="where RMH's chains start: IC's draws, prior traces, or both")
     parser.add_argument("--mass-shell", action="store_true",
-                        help="every third step walks the neutrino's mass shell (simulators.tau.mass_shell)")
+                        help="model moves (every third step) walk the neutrino's mass shell "
+                             "(simulators.tau.mass_shell)")
+    parser.add_argument("--hadron-energy", action="store_true",
+                        help="model moves also scale a charged hadron's energy (simulators.tau.hadron_energy)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="tau-rmh-reference")
     args = parser.parse_args()
     out = start_run(args.out)
     network, _ = load_checkpoint(args.network)
     network.eval()
+    model_moves = [MassShellMove()] * args.mass_shell + [HadronEnergyMove()] * args.hadron_energy
     rows = []
     command = "python -m simulators.tau_decay --image-source likelihood"
     with SimulatorPool(command, workers=args.workers, timeout=120) as pool, quiet_weight_warnings():
@@ -94,7 +100,7 @@ def main() -> None:
                     burn_in=args.burn_in, thin=args.thin,
                     starts=ic.traces if start == "IC" else None,
                     start_log_weights=ic.log_weights if start == "IC" else None,
-                    model_moves=[MassShellMove()] if args.mass_shell else (), seed=event, progress=True))
+                    model_moves=model_moves, seed=event, progress=True))
                 ess = {n: float(np.ravel(rmh.variable_ess(n))[0]) for n in MOMENTA}
                 runs = args.chains * (args.burn_in + args.steps) + (args.ic_traces if start == "IC" else 100)
                 row[engine] = dict(moments(rmh, ess), runs=runs, seconds=seconds, acceptance=rmh.acceptance_rate,

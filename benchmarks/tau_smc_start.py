@@ -30,12 +30,13 @@ from inference.ic.checkpoint import load_checkpoint
 from inference.pool import SimulatorPool
 from inference.smc import tempered_smc
 from simulators import tau_decay
+from simulators.tau.hadron_energy import HadronEnergyMove
 from simulators.tau.mass_shell import MassShellMove
 
 
-def shell_acceptance(smc) -> str:
+def model_move_acceptance(smc) -> str:
     rates = [rate for rate in smc.model_move_acceptance if rate is not None]
-    return f"; mass-shell steps accepted {np.mean(rates):.2f}" if rates else ""
+    return f"; model moves accepted {np.mean(rates):.2f}" if rates else ""
 
 
 def main() -> None:
@@ -49,14 +50,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
                         help="one run per start and seed; two show whether the runs agree")
     parser.add_argument("--mass-shell", action="store_true",
-                        help="every third step walks the neutrino's mass shell (simulators.tau.mass_shell)")
+                        help="model moves (every third step) walk the neutrino's mass shell "
+                             "(simulators.tau.mass_shell)")
+    parser.add_argument("--hadron-energy", action="store_true",
+                        help="model moves also scale a charged hadron's energy (simulators.tau.hadron_energy)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", help="write every run's row here, as JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {machine()}; {args.particles} particles, {args.moves} moves per stage"
-          + (", every third along the mass shell" if args.mass_shell else ""))
-    model_moves = [MassShellMove()] if args.mass_shell else []
+          + (", every third a model move" if args.mass_shell or args.hadron_energy else ""))
+    model_moves = [MassShellMove()] * args.mass_shell + [HadronEnergyMove()] * args.hadron_energy
     network, _ = load_checkpoint(args.network)
     results: dict[str, list[dict]] = {}
     with SimulatorPool("python -m simulators.tau_decay --image-source likelihood", workers=args.workers,
@@ -82,7 +86,7 @@ def main() -> None:
                           f"{smc.simulator_runs} runs, {seconds:.0f} s; P(true channel) "
                           f"{row['probability_of_true_channel']:.2f}; best, median trace "
                           f"{row['nats_below_truth']['best']:.0f}, {row['nats_below_truth']['median']:.0f} nats "
-                          f"below the truth; {cells}{shell_acceptance(smc)}", flush=True)
+                          f"below the truth; {cells}{model_move_acceptance(smc)}", flush=True)
             if len(runs) == 2:
                 print(f"  runs, prior's ladder / network's: {np.mean(runs['prior']) / np.mean(runs['network']):.2f}")
     report(results)
