@@ -151,7 +151,6 @@ class DecayCoordinates:
             columns.append(difference / (2.0 * DIFFERENCE_STEP))
         return float(np.linalg.slogdet(np.column_stack(columns))[1])
 
-
     def log_weight(self, x: np.ndarray) -> float:
         """log w(m) of the resonance's mass in x, its rejection loop's weight (0 without a resonance)."""
         if self.resonance is None:
@@ -162,15 +161,17 @@ class DecayCoordinates:
         """The choices after the ``hadron``-th visible daughter's momentum is scaled by e^log_scale
         with the rest of y kept, and the log of what the acceptance needs besides the targets'
         ratio over x: lambda^3, the Jacobians at both ends and w(m') / w(m). None where no tau
-        decays into the scaled daughters."""
+        decays into the scaled daughters (or, within the differences' step, nearly none)."""
         y = self.physical(x)
         moved = y.copy()
         moved[3 * hadron:3 * hadron + 3] *= math.exp(log_scale)
         new_x = self.choices(moved)
         if new_x is None:
             return None
-        log_ratio = (3.0 * log_scale + self.log_volume(moved) - self.log_volume(y)
-                     + self.log_weight(new_x) - self.log_weight(x))
+        volumes = self.log_volume(moved), self.log_volume(y)
+        if not all(map(math.isfinite, volumes)):
+            return None
+        log_ratio = 3.0 * log_scale + volumes[0] - volumes[1] + self.log_weight(new_x) - self.log_weight(x)
         return new_x, log_ratio
 
 
