@@ -13,6 +13,7 @@ end it prints, per start and seed, how often the true channel is the mode and th
 ``--out`` keeps the rows as JSON.
 
     python -m benchmarks.tau_smc_start --network tau.ckpt --events 2,5 --particles 200 --moves 10 [--starts network]
+    python -m benchmarks.tau_smc_start --starts prior --events 5 --mass-shell --hadron-energy
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def model_move_acceptance(smc) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--network", required=True, help="IC checkpoint trained on likelihood-image tau traces")
+    parser.add_argument("--network", help="IC checkpoint trained on likelihood-image tau traces "
+                                           "(needed for --starts network)")
     parser.add_argument("--events", default="2,5", help="comma-separated held-out event indices")
     parser.add_argument("--particles", type=int, default=200)
     parser.add_argument("--moves", type=int, default=10, help="RMH steps per particle and stage")
@@ -57,11 +59,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", help="write every run's row here, as JSON")
     args = parser.parse_args()
+    if "network" in args.starts and args.network is None:
+        parser.error("--starts network needs --network CHECKPOINT")
     torch.set_num_threads(1)
     print(f"machine: {machine()}; {args.particles} particles, {args.moves} moves per stage"
           + (", every third a model move" if args.mass_shell or args.hadron_energy else ""))
     model_moves = [MassShellMove()] * args.mass_shell + [HadronEnergyMove()] * args.hadron_energy
-    network, _ = load_checkpoint(args.network)
+    network = load_checkpoint(args.network)[0] if args.network else None
     results: dict[str, list[dict]] = {}
     with SimulatorPool("python -m simulators.tau_decay --image-source likelihood", workers=args.workers,
                        timeout=120) as pool:
