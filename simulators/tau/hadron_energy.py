@@ -51,11 +51,6 @@ DIFFERENCE_STEP = 1e-6
 """Step of the central differences in y (GeV, or unit-free for omega's cos theta and phi)."""
 
 
-def _angles(vector: np.ndarray) -> tuple[float, float]:
-    unit = vector / np.linalg.norm(vector)
-    return float(unit[2]), math.atan2(unit[1], unit[0])
-
-
 def _orientation_angles(first: np.ndarray, second: np.ndarray) -> tuple[float, float, float]:
     """(cos theta, phi, psi) of the rotation ``kin.rotation`` that ``kin.three_body_momenta`` used:
     the first daughter along its z axis, the second in its xz plane."""
@@ -108,7 +103,7 @@ class DecayCoordinates:
             orientation = kin.rotation(float(x[8]), float(x[9]), float(x[10]))
             daughters = [kin.boost(p4, visible) for p4 in
                          kin.three_body_momenta(mass, self.masses, float(x[6]), float(x[7]), orientation)]
-        omega = _angles(direction_on_shell(tau, visible))
+        omega = kin.angles(direction_on_shell(tau, visible))
         return np.concatenate([p4[1:] for p4 in daughters] + [np.array(omega)])
 
     def _daughters(self, y: np.ndarray) -> list[np.ndarray]:
@@ -130,7 +125,7 @@ class DecayCoordinates:
         x.append(visible_mass)
         rest = [kin.to_rest_frame(p4, visible) for p4 in daughters]
         if len(rest) == 2:
-            x += _angles(rest[0][1:])
+            x += kin.angles(rest[0][1:])
         else:
             x += [kin.invariant_mass(rest[0] + rest[1]) ** 2, kin.invariant_mass(rest[1] + rest[2]) ** 2]
             x += _orientation_angles(rest[0][1:], rest[1][1:])

@@ -34,6 +34,12 @@ def direction(cos_theta: float, phi: float) -> np.ndarray:
     return np.array([sin_theta * math.cos(phi), sin_theta * math.sin(phi), cos_theta])
 
 
+def angles(vector: np.ndarray) -> tuple[float, float]:
+    """(cos theta, phi) of ``vector``'s direction: ``direction``'s inverse."""
+    unit = vector / np.linalg.norm(vector)
+    return float(unit[2]), math.atan2(unit[1], unit[0])
+
+
 def rotation(cos_theta: float, phi: float, psi: float) -> np.ndarray:
     """The rotation R_z(phi) R_y(theta) R_z(psi): uniform over orientations for isotropic angles."""
     sin_theta = math.sqrt(max(1.0 - cos_theta ** 2, 0.0))

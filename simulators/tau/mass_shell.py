@@ -65,9 +65,7 @@ def tau_on_shell(visible: np.ndarray, direction: np.ndarray) -> np.ndarray:
 
 def visible_angles(tau: np.ndarray, visible: np.ndarray) -> tuple[float, float]:
     """(cos theta, phi) of the visible system's direction in the tau's rest frame."""
-    momentum = kin.to_rest_frame(visible, tau)[1:]
-    unit = momentum / np.linalg.norm(momentum)
-    return float(unit[2]), math.atan2(unit[1], unit[0])
+    return kin.angles(kin.to_rest_frame(visible, tau)[1:])
 
 
 def step_on_sphere(direction: np.ndarray, rng: np.random.Generator) -> np.ndarray:

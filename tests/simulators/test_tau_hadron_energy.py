@@ -214,6 +214,7 @@ def _walk_with_prior_target(simulator, observation, traces, steps: int, correcte
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # some 20,000 simulator runs: 4-5 minutes on 2 cores
 def test_through_the_simulator_the_steps_keep_the_whole_prior():
     """The move replayed through the simulator, with every site's prior density (deposits,
     rejected candidates, the resonance's accept draw) judging it: 929 hadronic prior traces walked
