@@ -19,9 +19,9 @@ It scales one charged hadron's momentum by lambda (log lambda symmetric about
 deposits and so most of the image stay as they were. From y it solves for the
 simulator's own choices x: the tau's momentum, the visible system's angles in
 the tau frame, the resonance's mass, and its daughters' angles or Dalitz
-variables and orientation. The prior's measure is uniform in x, so the
-acceptance ratio carries the Jacobian of x -> y at both ends (taken by central
-differences) and lambda^3 from scaling a momentum. The resonance's mass is
+variables and orientation. The engine weighs every site's density itself; what
+the map adds to the acceptance ratio is its Jacobian: that of x -> y at both
+ends (taken by central differences) and lambda^3 from scaling a momentum. The resonance's mass is
 accepted by rejection against a weight w(m) with a uniform draw u; the move keeps
 u / w(m), which keeps the candidate accepted and adds w(m') / w(m) to the ratio.
 """
