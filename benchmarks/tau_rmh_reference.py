@@ -81,7 +81,7 @@ def main() -> None:
     out = start_run(args.out)
     network, _ = load_checkpoint(args.network)
     network.eval()
-    model_moves = [MassShellMove()] * args.mass_shell + [HadronEnergyMove()] * args.hadron_energy
+    model_moves = ([MassShellMove()] if args.mass_shell else []) + ([HadronEnergyMove()] if args.hadron_energy else [])
     rows = []
     command = "python -m simulators.tau_decay --image-source likelihood"
     with SimulatorPool(command, workers=args.workers, timeout=120) as pool, quiet_weight_warnings():

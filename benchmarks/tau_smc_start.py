@@ -64,7 +64,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"machine: {machine()}; {args.particles} particles, {args.moves} moves per stage"
           + (", every third a model move" if args.mass_shell or args.hadron_energy else ""))
-    model_moves = [MassShellMove()] * args.mass_shell + [HadronEnergyMove()] * args.hadron_energy
+    model_moves = ([MassShellMove()] if args.mass_shell else []) + ([HadronEnergyMove()] if args.hadron_energy else [])
     network = load_checkpoint(args.network)[0] if args.network else None
     results: dict[str, list[dict]] = {}
     with SimulatorPool("python -m simulators.tau_decay --image-source likelihood", workers=args.workers,
