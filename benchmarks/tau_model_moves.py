@@ -24,9 +24,8 @@ import numpy as np
 
 from benchmarks._processes import machine
 from benchmarks.tau_inference import FIRST_EVENT_SEED, MOMENTA, timed, true_trace
-from inference.controllers import Replay
 from inference.joint_mcmc import joint_metropolis_hastings
-from inference.mcmc import _controlled
+from inference.mcmc import replay_with
 from inference.pool import SimulatorPool
 from simulators import tau_decay
 from simulators.tau.hadron_energy import HadronEnergyMove
@@ -74,9 +73,7 @@ def main() -> None:
         for event in args.events:
             seed = FIRST_EVENT_SEED + event
             truth, observations = tau_decay.generate_event(seed, image_source="likelihood")
-            recorded = true_trace(seed, "likelihood")
-            values = {key: choice.value for key, choice in _controlled(recorded).items()}
-            start = pool.run_many([Replay(values)], observations)[0]
+            start = pool.run_many([replay_with(true_trace(seed, "likelihood"), {})], observations)[0]
             print(f"\nevent {event} ({truth['channel_name']}): truth "
                   + ", ".join(f"{name} {truth[name]:.2f}" for name in MOMENTA)
                   + f", E_vis {float(start.named('visible_momentum').value[0]):.2f}", flush=True)

@@ -55,6 +55,13 @@ def _controlled(trace: Trace) -> dict[str, Choice]:
     return {c.key: c for c in trace.choices if c.kind == RECORD_SAMPLE and c.control}
 
 
+def replay_with(trace: Trace, proposed: Mapping[str, np.ndarray]) -> Replay:
+    """A replay of ``trace``'s controlled values with ``proposed`` ones (by key) in their place."""
+    values = {key: choice.value for key, choice in _controlled(trace).items()}
+    values.update((key, np.asarray(value)) for key, value in proposed.items())
+    return Replay(values)
+
+
 def _log_prior(trace: Trace) -> float:
     """log prior density of the controlled choices (uncontrolled ones cancel from every ratio)."""
     return sum(c.log_prob for c in trace.choices if c.kind == RECORD_SAMPLE and c.control)

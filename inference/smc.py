@@ -46,7 +46,8 @@ from torch.distributions import biject_to
 from tqdm.auto import tqdm
 
 from inference.controllers import Replay
-from inference.mcmc import TARGET_ACCEPTANCE, _Chain, _controlled, _is_discrete, step_chains, walk_jointly
+from inference.mcmc import (TARGET_ACCEPTANCE, _Chain, _controlled, _is_discrete, replay_with, step_chains,
+                            walk_jointly)
 from inference.observations import as_observations, check_observed_names
 from inference.posterior import Posterior, _log_mean_exp
 from inference.trace import Choice, Trace
@@ -318,11 +319,6 @@ class Particle(_Chain):
                 return self._propose_by_model(*proposal)
         return super().propose()
 
-    def _replay_with(self, proposed: dict[str, np.ndarray]) -> Replay:
-        values = {key: choice.value for key, choice in _controlled(self.trace).items()}
-        values.update((key, np.asarray(value)) for key, value in proposed.items())
-        return Replay(values)
-
     def _propose_jointly(self, sites: list[Choice], structure: tuple, factor: np.ndarray):
         self.joint_structure = structure
         walked = walk_jointly(sites, factor, self.rng)
@@ -330,7 +326,7 @@ class Particle(_Chain):
             self.pending, self.unrun = None, "joint"
             return None
         proposed, kernel_log_ratio = walked
-        replay = self._replay_with(proposed)
+        replay = replay_with(self.trace, proposed)
         self.pending = _SeveralSiteStep(structure, replay, kernel_log_ratio, by_model=False)
         return replay
 
@@ -338,7 +334,7 @@ class Particle(_Chain):
         if not math.isfinite(log_ratio):  # outside the prior's support: rejected without a run
             self.pending, self.unrun = None, "model"
             return None
-        replay = self._replay_with(proposed)
+        replay = replay_with(self.trace, proposed)
         self.pending = _SeveralSiteStep(_structure(_continuous_sites(self.trace)), replay, log_ratio, by_model=True)
         return replay
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference.controllers import Replay
 from inference.local import LocalSimulator
-from inference.mcmc import _controlled
+from inference.mcmc import replay_with
 from simulators import tau_decay
 from simulators.tau.channels import CHANNELS, RHO
 from simulators.tau.decays import _mass_ceiling, mass_weight
@@ -60,6 +59,16 @@ def _angle_difference(coordinates: DecayCoordinates, difference: np.ndarray) -> 
     return difference
 
 
+def _run_step(simulator, observation, move, trace, rng):
+    """The replay and candidate trace of the step ``move`` proposes from ``trace``, with its log
+    ratio; None where the move refuses the step without a run."""
+    values, log_ratio = move.propose(trace, rng)
+    if not math.isfinite(log_ratio):
+        return None
+    replay = replay_with(trace, values)
+    return replay, simulator.run(replay, observation), log_ratio
+
+
 def test_the_coordinates_reproduce_and_invert_the_simulators_decay(event_and_traces):
     _, _, traces = event_and_traces
     hadronic = _hadronic(traces)
@@ -78,13 +87,10 @@ def test_a_step_scales_one_hadron_and_keeps_the_photons_directions_deposits_and_
     move, rng = HadronEnergyMove(), np.random.default_rng(0)
     moved = 0
     for trace in _hadronic(traces):
-        values, log_ratio = move.propose(trace, rng)
-        if not math.isfinite(log_ratio):
+        step = _run_step(simulator, observation, move, trace, rng)
+        if step is None:
             continue
-        replay_values = {key: choice.value for key, choice in _controlled(trace).items()}
-        replay_values.update(values)
-        replay = Replay(replay_values)
-        candidate = simulator.run(replay, observation)
+        replay, candidate, _ = step
         if replay.fresh or candidate.address_keys != trace.address_keys:
             # Under the new mass a three-body decay's rejected Dalitz candidate can leave its
             # bounding box or fall inside the boundary; the engine rejects such a step.
@@ -198,13 +204,10 @@ def _walk_with_prior_target(simulator, observation, traces, steps: int, correcte
     for start in traces:
         trace = start
         for _ in range(steps):
-            values, log_ratio = move.propose(trace, rng)
-            if not math.isfinite(log_ratio):
+            step = _run_step(simulator, observation, move, trace, rng)
+            if step is None:
                 continue
-            replay_values = {key: choice.value for key, choice in _controlled(trace).items()}
-            replay_values.update(values)
-            replay = Replay(replay_values)
-            candidate = simulator.run(replay, observation)
+            replay, candidate, log_ratio = step
             if replay.fresh or candidate.address_keys != trace.address_keys:
                 continue
             if math.log(rng.random()) < candidate.log_prior - trace.log_prior + (log_ratio if corrected else 0.0):

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference.controllers import PRIOR, Replay
 from inference.local import LocalSimulator
-from inference.mcmc import _controlled
+from inference.mcmc import replay_with
 from simulators import tau_decay
 from simulators.tau import kinematics as kin
 from simulators.tau import mass_shell
@@ -61,9 +60,7 @@ def test_a_step_moves_the_tau_but_leaves_the_image_and_its_likelihood(event_and_
         values, log_ratio = move.propose(trace, rng)
         if not math.isfinite(log_ratio):
             continue
-        replay_values = {key: choice.value for key, choice in _controlled(trace).items()}
-        replay_values.update(values)
-        replay = Replay(replay_values)
+        replay = replay_with(trace, values)
         candidate = simulator.run(replay, observation)
         assert not replay.fresh
         assert candidate.address_keys == trace.address_keys
