@@ -3,7 +3,8 @@
 Per event (``tau_inference``'s held-out events, by index) the same chains, steps and
 seed run once per set of model moves: none, the mass-shell step
 (``simulators.tau.mass_shell``), and the mass-shell and charged-hadron energy steps
-(``simulators.tau.hadron_energy``). Every chain starts at the event's true trace
+(``simulators.tau.hadron_energy``), or the latter without its step that scales
+a three-prong decay's pions together. Every chain starts at the event's true trace
 (drawn again from the event's seed and run with its observations), which lies
 inside the posterior, so no network is needed and the chains only have to move.
 Printed per set: px, py, pz and the visible energy E_vis (what the hadron step
@@ -35,6 +36,7 @@ MOVE_SETS = {
     "none": lambda: [],
     "mass shell": lambda: [MassShellMove()],
     "mass shell + hadron energy": lambda: [MassShellMove(), HadronEnergyMove()],
+    "mass shell + one hadron at a time": lambda: [MassShellMove(), HadronEnergyMove(together=0.0)],
 }
 
 

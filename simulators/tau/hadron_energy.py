@@ -16,7 +16,9 @@ the resonance's two or three daughters otherwise) and omega, the tau's
 direction in the visible system's rest frame (``simulators.tau.mass_shell``).
 It scales one charged hadron's momentum by lambda (log lambda symmetric about
 0), everything else in y kept, so photons, every particle's direction, the
-deposits and so most of the image stay as they were. From y it solves for the
+deposits and so most of the image stay as they were. In the three-prong decay
+half the steps (by default) scale all three pions together: one pion alone is
+held by the other two, which fix much of the visible system between them. From y it solves for the
 simulator's own choices x: the tau's momentum, the visible system's angles in
 the tau frame, the resonance's mass, and its daughters' angles or Dalitz
 variables and orientation. The engine weighs every site's density itself; what
@@ -29,7 +31,7 @@ u / w(m), which keeps the candidate accepted and adds w(m') / w(m) to the ratio.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -152,21 +154,24 @@ class DecayCoordinates:
             return 0.0
         return math.log(mass_weight(self.resonance, self.masses, float(x[5])))
 
-    def scale_hadron(self, x: np.ndarray, hadron: int, log_scale: float) -> Optional[tuple[np.ndarray, float]]:
-        """The choices after the ``hadron``-th visible daughter's momentum is scaled by e^log_scale
-        with the rest of y kept, and the log of what the acceptance needs besides the targets'
-        ratio over x: lambda^3, the Jacobians at both ends and w(m') / w(m). None where no tau
-        decays into the scaled daughters (or, within the differences' step, nearly none)."""
+    def scale_hadrons(self, x: np.ndarray, hadrons: Sequence[int],
+                      log_scale: float) -> Optional[tuple[np.ndarray, float]]:
+        """The choices after the momenta of the visible daughters numbered ``hadrons`` are scaled
+        by e^log_scale with the rest of y kept, and the log of what the acceptance needs besides
+        the targets' ratio over x: lambda^3 per daughter, the Jacobians at both ends and
+        w(m') / w(m). None where no tau decays into the scaled daughters (or, within the
+        differences' step, nearly none)."""
         y = self.physical(x)
         moved = y.copy()
-        moved[3 * hadron:3 * hadron + 3] *= math.exp(log_scale)
+        for hadron in hadrons:
+            moved[3 * hadron:3 * hadron + 3] *= math.exp(log_scale)
         new_x = self.choices(moved)
         if new_x is None:
             return None
         volumes = self.log_volume(moved), self.log_volume(y)
         if not all(map(math.isfinite, volumes)):
             return None
-        log_ratio = 3.0 * log_scale + volumes[0] - volumes[1] + self.log_weight(new_x) - self.log_weight(x)
+        log_ratio = 3.0 * len(hadrons) * log_scale + volumes[0] - volumes[1] + self.log_weight(new_x) - self.log_weight(x)
         return new_x, log_ratio
 
 
@@ -188,16 +193,23 @@ class HadronEnergyMove:
     """The charged-hadron energy step for ``simulators.tau_decay`` traces, as a model move of the
     SMC and joint-RMH engines (``tempered_smc(..., model_moves=[HadronEnergyMove()])``).
 
-    It applies to the one-neutrino channels, picking one of their charged hadrons at random; for
-    leptonic traces it proposes nothing and the engine takes another step instead.
+    It applies to the one-neutrino channels, picking one of their charged hadrons at random, or
+    all of them where there are several; for leptonic traces it proposes nothing and the engine
+    takes another step instead.
 
     Args:
         momentum_prior: the uniform ranges of px, py and pz, as the simulator draws them;
             a step outside them is rejected without a run.
+        together: the probability that a step of a three-prong decay scales all its charged
+            hadrons at once. It does not depend on the trace, so the step stays its own reverse.
     """
 
-    def __init__(self, momentum_prior: Optional[Mapping[str, tuple[float, float]]] = None) -> None:
+    def __init__(self, momentum_prior: Optional[Mapping[str, tuple[float, float]]] = None,
+                 together: float = 0.5) -> None:
+        if not 0.0 <= together <= 1.0:
+            raise ValueError(f"together must be a probability in [0, 1], got {together}")
         self.momentum_prior = dict(MOMENTUM_PRIOR if momentum_prior is None else momentum_prior)
+        self.together = together
         self._coordinates = {index: DecayCoordinates(channel) for index, channel in enumerate(CHANNELS.channels)
                              if not channel.v_minus_a}
 
@@ -212,8 +224,10 @@ class HadronEnergyMove:
         if any(site is None for site in sites):
             return None
         x = np.array([float(site.value) for site in sites])
-        hadron = int(rng.choice(coordinates.charged_hadrons))
-        scaled = coordinates.scale_hadron(x, hadron, log_scale_step(rng))
+        hadrons = coordinates.charged_hadrons
+        if len(hadrons) == 1 or rng.random() >= self.together:
+            hadrons = (int(rng.choice(hadrons)),)
+        scaled = coordinates.scale_hadrons(x, hadrons, log_scale_step(rng))
         if scaled is None or not self._inside(scaled[0]):
             return {}, -math.inf
         new_x, log_ratio = scaled
