@@ -76,6 +76,7 @@ from inference.trace import Trace
 from ppx.errors import SimulatorError
 from ppx.simulator import record_prior_trace
 from simulators import tau_decay
+from simulators.tau.channels import CHANNELS
 
 MOMENTA = ("px", "py", "pz")
 LEVELS = (0.68, 0.95)
@@ -118,6 +119,8 @@ def assess(posterior: Posterior, truth: dict, seconds: float, runs: int, ess: fl
         "truth": {name: truth[name] for name in MOMENTA},
         "mode_is_true_channel": max(probabilities, key=probabilities.get) == truth["channel"],
         "probability_of_true_channel": probabilities.get(truth["channel"], 0.0),
+        "channel_probabilities": {CHANNELS.names[int(channel)]: probability
+                                  for channel, probability in probabilities.items() if probability >= 0.001},
         "covered": {f"{name}@{level}": covered(posterior, name, truth[name], level)
                     for name in MOMENTA for level in LEVELS},
         "mean": {name: float(np.ravel(posterior.mean(name))[0]) for name in MOMENTA},

@@ -40,6 +40,14 @@ def model_move_acceptance(smc) -> str:
     return f"; model moves accepted {np.mean(rates):.2f}" if rates else ""
 
 
+def rival_channels(row: dict) -> str:
+    """The channels holding the posterior's mass where the true one is not its mode."""
+    if row["mode_is_true_channel"]:
+        return ""
+    return " (" + ", ".join(f"{name} {probability:.2f}" for name, probability
+                            in sorted(row["channel_probabilities"].items(), key=lambda item: -item[1])) + ")"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", help="IC checkpoint trained on likelihood-image tau traces "
@@ -88,7 +96,7 @@ def main() -> None:
                                       f"(P below truth {row['mass_below_truth'][name]:.3f})" for name in MOMENTA)
                     print(f"  from the {start}, seed {seed}: {len(smc.acceptance_rates)} stages, "
                           f"{smc.simulator_runs} runs, {seconds:.0f} s; P(true channel) "
-                          f"{row['probability_of_true_channel']:.2f}; best, median trace "
+                          f"{row['probability_of_true_channel']:.2f}{rival_channels(row)}; best, median trace "
                           f"{row['nats_below_truth']['best']:.0f}, {row['nats_below_truth']['median']:.0f} nats "
                           f"below the truth; {cells}{model_move_acceptance(smc)}", flush=True)
             if len(runs) == 2:
