@@ -4,7 +4,9 @@ On chosen held-out events of ``benchmarks.tau_inference`` (same seeds), tempered
 SMC runs with the same particles and moves once per start and seed (two seeds by
 default): from the prior (targets p(x) p(y | x) ** beta) and from the trained
 network's proposal q (q(x) ** (1 - beta) p(x, y) ** beta, ``inference.ic.bridge``). For each run it
-prints the stages, simulator runs and seconds, the momentum posteriors against
+prints the stages, simulator runs and seconds, SMC's estimate of log p(y) (which
+comes out lower from a run that lost part of the posterior, a channel say), the
+channels holding the mass where the true one is not the mode, the momentum posteriors against
 the truth (with the posterior probability below it), and per event the ratio of
 the runs the prior's ladder took to the network's. Two runs of one start that
 disagree show the moves have not mixed the particles across the posterior. At the
@@ -90,12 +92,14 @@ def main() -> None:
                                                               seed=seed, bridge=bridge, model_moves=model_moves))
                     runs.setdefault(start, []).append(smc.simulator_runs)
                     row = assess(smc, truth, seconds, smc.simulator_runs, smc.ess)
-                    row.update(event=index, stages=len(smc.acceptance_rates), runs=smc.simulator_runs)
+                    row.update(event=index, stages=len(smc.acceptance_rates), runs=smc.simulator_runs,
+                               log_evidence=smc.log_evidence)
                     results.setdefault(f"SMC from the {start}, seed {seed}", []).append(row)
                     cells = "; ".join(f"{name} {row['mean'][name]:.2f} +- {row['std'][name]:.2f} "
                                       f"(P below truth {row['mass_below_truth'][name]:.3f})" for name in MOMENTA)
                     print(f"  from the {start}, seed {seed}: {len(smc.acceptance_rates)} stages, "
-                          f"{smc.simulator_runs} runs, {seconds:.0f} s; P(true channel) "
+                          f"{smc.simulator_runs} runs, {seconds:.0f} s; log evidence {smc.log_evidence:.1f}; "
+                          f"P(true channel) "
                           f"{row['probability_of_true_channel']:.2f}{rival_channels(row)}; best, median trace "
                           f"{row['nats_below_truth']['best']:.0f}, {row['nats_below_truth']['median']:.0f} nats "
                           f"below the truth; {cells}{model_move_acceptance(smc)}", flush=True)
