@@ -18,14 +18,15 @@ It scales one charged hadron's momentum by lambda (log lambda symmetric about
 0), everything else in y kept, so photons, every particle's direction, the
 deposits and so most of the image stay as they were. In the three-prong decay
 half the steps (by default) scale all three pions together: one pion alone is
-held by the other two, which fix much of the visible system between them. From y it solves for the
-simulator's own choices x: the tau's momentum, the visible system's angles in
-the tau frame, the resonance's mass, and its daughters' angles or Dalitz
-variables and orientation. The engine weighs every site's density itself; what
-the map adds to the acceptance ratio is its Jacobian: that of x -> y at both
-ends (taken by central differences) and lambda^3 from scaling a momentum. The resonance's mass is
-accepted by rejection against a weight w(m) with a uniform draw u; the move keeps
-u / w(m), which keeps the candidate accepted and adds w(m') / w(m) to the ratio.
+held by the other two, which fix much of the visible system between them.
+From y it solves for the simulator's own choices x: the tau's momentum, the
+visible system's angles in the tau frame, the resonance's mass, and its
+daughters' angles or Dalitz variables and orientation. The engine weighs every
+site's density itself; what the map adds to the acceptance ratio is its
+Jacobian: that of x -> y at both ends (taken by central differences) and
+lambda^3 for each momentum scaled. The resonance's mass is accepted by
+rejection against a weight w(m) with a uniform draw u; the move keeps u / w(m),
+which keeps the candidate accepted and adds w(m') / w(m) to the ratio.
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ class DecayCoordinates:
         volumes = self.log_volume(moved), self.log_volume(y)
         if not all(map(math.isfinite, volumes)):
             return None
-        log_ratio = 3.0 * len(hadrons) * log_scale + volumes[0] - volumes[1] + self.log_weight(new_x) - self.log_weight(x)
+        log_ratio = (3.0 * len(hadrons) * log_scale + volumes[0] - volumes[1]
+                     + self.log_weight(new_x) - self.log_weight(x))
         return new_x, log_ratio
 
 
